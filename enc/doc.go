@@ -1,0 +1,9 @@
+// Package enc seals field values with AES-256-GCM under AWS KMS data keys and opens them again.
+//
+// A sealed value is stored as [Prefix] followed by the standard base64 of an
+// envelope: a version byte, the KMS-encrypted data key, a nonce and the GCM
+// ciphertext (see docs/format.md). [Encryptor] asks its [KeyProvider] for one
+// data key per distinct (key, region, context) in a call and seals every value
+// of that group locally, so KMS cost grows with the number of keys in play,
+// not with the number of values.
+package enc

@@ -1,0 +1,115 @@
+package enc
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// Prefix marks a stored string as an encrypted value. Strings without it are
+// plaintext written before the field was encrypted, and load as such.
+const Prefix = "ENC:"
+
+// Envelope versions. Version 1 is the default and is byte-compatible with
+// pydynox; version 2 adds GCM additional data binding the value to its
+// attribute and item.
+const (
+	Version1 byte = 1
+	Version2 byte = 2
+)
+
+const (
+	nonceSize   = 12
+	tagSize     = 16
+	dataKeySize = 32
+	headerSize  = 1 + 2
+)
+
+// Strict decoding rejects non-zero padding bits, so no two stored strings
+// decode to the same envelope and every flipped bit is noticed.
+var b64 = base64.StdEncoding.Strict()
+
+// IsEncrypted reports whether a stored string carries the encrypted-value prefix.
+func IsEncrypted(s string) bool { return strings.HasPrefix(s, Prefix) }
+
+type envelope struct {
+	version      byte
+	encryptedKey []byte
+	nonce        []byte
+	ciphertext   []byte // GCM output: encrypted bytes with the tag appended
+}
+
+func (e envelope) String() string {
+	n := headerSize + len(e.encryptedKey) + len(e.nonce) + len(e.ciphertext)
+	raw := make([]byte, 0, n)
+	raw = append(raw, e.version)
+	raw = binary.BigEndian.AppendUint16(raw, uint16(len(e.encryptedKey)))
+	raw = append(raw, e.encryptedKey...)
+	raw = append(raw, e.nonce...)
+	raw = append(raw, e.ciphertext...)
+	out := make([]byte, len(Prefix)+b64.EncodedLen(len(raw)))
+	copy(out, Prefix)
+	b64.Encode(out[len(Prefix):], raw)
+	return string(out)
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
+// parseEnvelope splits a stored string into its parts. The parts alias one
+// freshly decoded buffer.
+func parseEnvelope(stored string) (envelope, error) {
+	if !IsEncrypted(stored) {
+		return envelope{}, malformed("missing %q prefix", Prefix)
+	}
+	text := stored[len(Prefix):]
+	raw := make([]byte, b64.DecodedLen(len(text)))
+	n, err := b64.Decode(raw, []byte(text))
+	if err != nil {
+		return envelope{}, malformed("bad base64 at byte %d", base64ErrOffset(err)+len(Prefix))
+	}
+	raw = raw[:n]
+	if len(raw) < headerSize {
+		return envelope{}, malformed("%d bytes is shorter than the header", len(raw))
+	}
+	version := raw[0]
+	if version != Version1 && version != Version2 {
+		return envelope{}, malformed("unsupported version %d", version)
+	}
+	keyLen := int(binary.BigEndian.Uint16(raw[1:3]))
+	if keyLen == 0 {
+		return envelope{}, malformed("empty encrypted data key")
+	}
+	rest := raw[headerSize:]
+	if keyLen+nonceSize+tagSize > len(rest) {
+		return envelope{}, malformed("data key length %d exceeds the %d bytes that follow", keyLen, len(rest))
+	}
+	return envelope{
+		version:      version,
+		encryptedKey: rest[:keyLen:keyLen],
+		nonce:        rest[keyLen : keyLen+nonceSize : keyLen+nonceSize],
+		ciphertext:   rest[keyLen+nonceSize:],
+	}, nil
+}
+
+func base64ErrOffset(err error) int {
+	if e, ok := err.(base64.CorruptInputError); ok {
+		return int(e)
+	}
+	return 0
+}
+
+func newGCM(dataKey []byte) (cipher.AEAD, error) {
+	if len(dataKey) != dataKeySize {
+		return nil, fmt.Errorf("data key is %d bytes, want %d", len(dataKey), dataKeySize)
+	}
+	block, err := aes.NewCipher(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}

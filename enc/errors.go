@@ -1,0 +1,69 @@
+package enc
+
+import (
+	"errors"
+	"strings"
+)
+
+// Sentinel errors. Every error returned by this package and by the providers
+// and repositories built on it matches one of these with errors.Is when the
+// cause is known.
+var (
+	ErrKeyNotFound       = errors.New("KMS key not found")
+	ErrAccessDenied      = errors.New("access denied")
+	ErrKeyDisabled       = errors.New("KMS key disabled or pending deletion")
+	ErrInvalidCiphertext = errors.New("invalid ciphertext or encryption context")
+	ErrThrottled         = errors.New("KMS request throttled")
+	ErrMalformed         = errors.New("malformed encrypted value")
+	ErrReadOnly          = errors.New("cannot encrypt in ReadOnly mode")
+	ErrWriteOnly         = errors.New("cannot decrypt in WriteOnly mode")
+	ErrNotSealed         = errors.New("encrypted value is not sealed; save it through a repository or seal it with an Encryptor")
+	ErrNoSpec            = errors.New("no encryption spec registered")
+)
+
+// Op names the step that failed in an [Error].
+type Op string
+
+// Operations reported in [Error].Op.
+const (
+	OpEncrypt Op = "encrypt"
+	OpDecrypt Op = "decrypt"
+)
+
+// Error describes a failure to seal or open one value. It never holds
+// plaintext or key material. Err wraps a sentinel of this package and, where
+// the failure came from KMS, the SDK's own error.
+type Error struct {
+	Op        Op
+	Attribute string // the DynamoDB attribute, when known
+	KeyID     string // the KMS key ID, ARN or alias of the spec
+	Err       error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("dynoseal: ")
+	b.WriteString(string(e.Op))
+	if e.Attribute != "" {
+		b.WriteString(" attribute ")
+		b.WriteString(e.Attribute)
+	}
+	if e.KeyID != "" {
+		b.WriteString(" with key ")
+		b.WriteString(e.KeyID)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError reports whether err is or wraps an [*Error] and returns it.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

@@ -1,0 +1,133 @@
+package enc
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Mode limits which KMS operations a spec may use.
+type Mode int
+
+const (
+	// ReadWrite seals on write and opens on read. It needs kms:GenerateDataKey and kms:Decrypt.
+	ReadWrite Mode = iota
+	// WriteOnly seals on write and leaves loaded values sealed. It needs kms:GenerateDataKey only.
+	WriteOnly
+	// ReadOnly opens on read and refuses to seal new values. It needs kms:Decrypt only.
+	ReadOnly
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ReadWrite:
+		return "ReadWrite"
+	case WriteOnly:
+		return "WriteOnly"
+	case ReadOnly:
+		return "ReadOnly"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// CanEncrypt reports whether the mode may seal new values.
+func (m Mode) CanEncrypt() bool { return m == ReadWrite || m == WriteOnly }
+
+// CanDecrypt reports whether the mode may open stored values.
+func (m Mode) CanDecrypt() bool { return m == ReadWrite || m == ReadOnly }
+
+// Spec says how one kind of field is encrypted.
+type Spec struct {
+	// KeyID is a KMS key ID, key ARN, alias name ("alias/...") or alias ARN. Required.
+	KeyID string
+	// Mode defaults to ReadWrite.
+	Mode Mode
+	// Region of the KMS key; empty means the region of the AWS configuration.
+	Region string
+	// Context is the KMS encryption context sent with every GenerateDataKey
+	// and Decrypt. Decrypting with a different context fails.
+	Context map[string]string
+}
+
+// Validate reports a spec that can never work.
+func (s Spec) Validate() error {
+	if strings.TrimSpace(s.KeyID) == "" {
+		return fmt.Errorf("dynoseal: spec has no KeyID")
+	}
+	if s.Mode < ReadWrite || s.Mode > ReadOnly {
+		return fmt.Errorf("dynoseal: spec for key %s has unknown mode %d", s.KeyID, int(s.Mode))
+	}
+	return nil
+}
+
+// keyGroup identifies the values that may share one data key: the same KMS
+// key in the same region under the same encryption context.
+func (s Spec) keyGroup() string {
+	var b strings.Builder
+	b.WriteString(s.KeyID)
+	b.WriteByte(0)
+	b.WriteString(s.Region)
+	for _, k := range slices.Sorted(maps.Keys(s.Context)) {
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(s.Context[k])
+	}
+	return b.String()
+}
+
+// Registry maps spec names, as used in `enc:"name"` struct tags, to specs.
+// It is safe for concurrent use.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]Spec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
+
+// Default is the registry used by the package-level Register functions and,
+// unless told otherwise, by repositories.
+var Default = NewRegistry()
+
+// Register adds a spec under name. A name can be registered once.
+func (r *Registry) Register(name string, s Spec) error {
+	if name == "" {
+		return fmt.Errorf("dynoseal: register: empty spec name")
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("dynoseal: register %q: %w", name, err)
+	}
+	s.Context = maps.Clone(s.Context)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.specs[name]; dup {
+		return fmt.Errorf("dynoseal: register %q: already registered", name)
+	}
+	r.specs[name] = s
+	return nil
+}
+
+// MustRegister is Register that panics on error, for package initialisation.
+func (r *Registry) MustRegister(name string, s Spec) {
+	if err := r.Register(name, s); err != nil {
+		panic(err)
+	}
+}
+
+// Lookup returns the spec registered under name.
+func (r *Registry) Lookup(name string) (Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[name]
+	s.Context = maps.Clone(s.Context)
+	return s, ok
+}
+
+// Register adds a spec to [Default].
+func Register(name string, s Spec) error { return Default.Register(name, s) }
+
+// MustRegister adds a spec to [Default] and panics on error.
+func MustRegister(name string, s Spec) { Default.MustRegister(name, s) }

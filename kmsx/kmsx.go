@@ -1,0 +1,175 @@
+// Package kmsx gives enc its data keys from AWS KMS.
+package kmsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/dynoseal/dynoseal/enc"
+)
+
+// API is the part of *kms.Client the provider uses.
+type API interface {
+	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+}
+
+// Options configure a [Provider].
+type Options struct {
+	// LoadOptions are passed to config.LoadDefaultConfig when the provider
+	// loads the default configuration (New only).
+	LoadOptions []func(*config.LoadOptions) error
+	// ClientOptions are applied to every KMS client the provider creates,
+	// e.g. to add middleware or change retries.
+	ClientOptions []func(*kms.Options)
+	// Clients are used as they are for their region ("" for the default
+	// region) instead of clients the provider would create.
+	Clients map[string]API
+}
+
+// Option changes [Options].
+type Option func(*Options)
+
+// WithLoadOptions adds options for config.LoadDefaultConfig.
+func WithLoadOptions(fns ...func(*config.LoadOptions) error) Option {
+	return func(o *Options) { o.LoadOptions = append(o.LoadOptions, fns...) }
+}
+
+// WithClientOptions adds options applied to every KMS client the provider creates.
+func WithClientOptions(fns ...func(*kms.Options)) Option {
+	return func(o *Options) { o.ClientOptions = append(o.ClientOptions, fns...) }
+}
+
+// WithClient makes the provider use c for region ("" for specs without a region).
+func WithClient(region string, c API) Option {
+	return func(o *Options) {
+		if o.Clients == nil {
+			o.Clients = map[string]API{}
+		}
+		o.Clients[region] = c
+	}
+}
+
+// Provider implements enc.KeyProvider over AWS KMS. It creates one client per
+// region on first use and is safe for concurrent use.
+type Provider struct {
+	opts Options
+
+	loadOnce sync.Once
+	cfg      aws.Config
+	cfgErr   error
+
+	mu      sync.Mutex
+	clients map[string]API
+}
+
+var _ enc.KeyProvider = (*Provider)(nil)
+
+// New returns a provider that loads the default AWS configuration (credentials,
+// region, AWS_ENDPOINT_URL_KMS, ...) lazily, on its first KMS call.
+func New(opts ...Option) *Provider {
+	p := &Provider{clients: map[string]API{}}
+	for _, opt := range opts {
+		opt(&p.opts)
+	}
+	for region, c := range p.opts.Clients {
+		p.clients[region] = c
+	}
+	return p
+}
+
+// NewFromConfig returns a provider whose clients are made from cfg.
+func NewFromConfig(cfg aws.Config, opts ...Option) *Provider {
+	p := New(opts...)
+	p.loadOnce.Do(func() { p.cfg = cfg })
+	return p
+}
+
+func (p *Provider) client(ctx context.Context, region string) (API, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[region]; ok {
+		return c, nil
+	}
+	p.loadOnce.Do(func() {
+		p.cfg, p.cfgErr = config.LoadDefaultConfig(ctx, p.opts.LoadOptions...)
+	})
+	if p.cfgErr != nil {
+		return nil, fmt.Errorf("load AWS config: %w", p.cfgErr)
+	}
+	fns := p.opts.ClientOptions
+	if region != "" {
+		fns = append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, fns...)
+	}
+	c := kms.NewFromConfig(p.cfg, fns...)
+	p.clients[region] = c
+	return c, nil
+}
+
+// GenerateDataKey asks KMS for a new AES-256 data key.
+func (p *Provider) GenerateDataKey(ctx context.Context, key enc.KeyRef) ([]byte, []byte, error) {
+	c, err := p.client(ctx, key.Region)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+		KeyId:             aws.String(key.KeyID),
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: key.Context,
+	})
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	return out.Plaintext, out.CiphertextBlob, nil
+}
+
+// DecryptDataKey asks KMS to decrypt an encrypted data key. It names the
+// spec's key so a ciphertext made under another key is refused.
+func (p *Provider) DecryptDataKey(ctx context.Context, key enc.KeyRef, encrypted []byte) ([]byte, error) {
+	c, err := p.client(ctx, key.Region)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.Decrypt(ctx, &kms.DecryptInput{
+		KeyId:             aws.String(key.KeyID),
+		CiphertextBlob:    encrypted,
+		EncryptionContext: key.Context,
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out.Plaintext, nil
+}
+
+// classify wraps a KMS error with the enc sentinel for its documented error
+// code, keeping the SDK error reachable with errors.As.
+func classify(err error) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	var sentinel error
+	switch apiErr.ErrorCode() {
+	case "NotFoundException":
+		sentinel = enc.ErrKeyNotFound
+	case "AccessDeniedException", "AccessDenied":
+		sentinel = enc.ErrAccessDenied
+	case "DisabledException", "KMSInvalidStateException":
+		sentinel = enc.ErrKeyDisabled
+	case "InvalidCiphertextException", "IncorrectKeyException":
+		sentinel = enc.ErrInvalidCiphertext
+	case "ThrottlingException", "Throttling", "LimitExceededException", "TooManyRequestsException":
+		sentinel = enc.ErrThrottled
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
+}

@@ -1,0 +1,289 @@
+package repo
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/field"
+)
+
+var cellType = reflect.TypeFor[field.Cell]()
+
+// attrField is one DynamoDB attribute of a struct type, found with the rules
+// of attributevalue: the `dynamodbav` name or else the Go name, "-" skipped,
+// untagged embedded structs flattened, shallower and tagged names winning.
+type attrField struct {
+	index  []int
+	goName string
+	name   string
+	tagged bool
+	typ    reflect.Type
+	sf     reflect.StructField
+}
+
+func attrFields(t reflect.Type) []attrField {
+	type queued struct {
+		t     reflect.Type
+		index []int
+	}
+	var out []attrField
+	visited := map[reflect.Type]bool{}
+	next := []queued{{t: t}}
+	for len(next) > 0 {
+		current := next
+		next = nil
+		var level []attrField
+		for _, q := range current {
+			if visited[q.t] {
+				continue
+			}
+			visited[q.t] = true
+			for i := range q.t.NumField() {
+				sf := q.t.Field(i)
+				if !sf.IsExported() && !sf.Anonymous {
+					continue
+				}
+				name, _, _ := strings.Cut(sf.Tag.Get("dynamodbav"), ",")
+				if name == "-" {
+					continue
+				}
+				ft := sf.Type
+				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				index := append(append([]int{}, q.index...), i)
+				if sf.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+					next = append(next, queued{t: ft, index: index})
+					continue
+				}
+				if !sf.IsExported() {
+					continue
+				}
+				f := attrField{index: index, goName: sf.Name, name: name, tagged: name != "", typ: sf.Type, sf: sf}
+				if f.name == "" {
+					f.name = sf.Name
+				}
+				level = append(level, f)
+			}
+		}
+		out = append(out, level...)
+	}
+	// Keep, for each name, the shallowest field; among equals the tagged one;
+	// drop names that stay ambiguous.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].name < out[j].name })
+	var visible []attrField
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].name == out[i].name {
+			j++
+		}
+		if f, ok := dominant(out[i:j]); ok {
+			visible = append(visible, f)
+		}
+		i = j
+	}
+	sort.Slice(visible, func(i, j int) bool { return lessIndex(visible[i].index, visible[j].index) })
+	return visible
+}
+
+func dominant(fs []attrField) (attrField, bool) {
+	if len(fs) == 1 {
+		return fs[0], true
+	}
+	depth := len(fs[0].index)
+	for _, f := range fs {
+		depth = min(depth, len(f.index))
+	}
+	var best []attrField
+	for _, f := range fs {
+		if len(f.index) == depth {
+			best = append(best, f)
+		}
+	}
+	if len(best) == 1 {
+		return best[0], true
+	}
+	var tagged []attrField
+	for _, f := range best {
+		if f.tagged {
+			tagged = append(tagged, f)
+		}
+	}
+	if len(tagged) == 1 {
+		return tagged[0], true
+	}
+	return attrField{}, false
+}
+
+func lessIndex(a, b []int) bool {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// isCell reports whether t is field.Encrypted[X] (or another Cell value type).
+func isCell(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(cellType)
+}
+
+// cellPlan says where the encrypted values of one struct type are.
+type cellPlan struct {
+	fields []cellField
+}
+
+// cellField is a field that holds encrypted values, directly or in pointers,
+// slices, arrays, maps or nested structs.
+type cellField struct {
+	index []int
+	name  string
+	// spec applies to the cells reached without passing through another struct.
+	spec    enc.Spec
+	hasSpec bool
+}
+
+// planner builds cell plans for a type and every struct type it reaches,
+// resolving `enc` tags against a registry.
+type planner struct {
+	registry *enc.Registry
+	mode     *enc.Mode
+	plans    map[reflect.Type]*cellPlan
+}
+
+// containsCells reports whether values of t can hold encrypted fields.
+func containsCells(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if isCell(t) {
+		return true
+	}
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return containsCells(t.Elem(), seen)
+	case reflect.Map:
+		return containsCells(t.Elem(), seen)
+	case reflect.Struct:
+		for _, f := range attrFields(t) {
+			if containsCells(f.typ, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// directCells reports whether t reaches cells without passing through a
+// struct that is not itself a cell, i.e. whether an `enc` tag on a field of
+// type t is needed.
+func directCells(t reflect.Type) bool {
+	for {
+		if isCell(t) {
+			return true
+		}
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			t = t.Elem()
+		default:
+			return false
+		}
+	}
+}
+
+func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
+	if cp, ok := p.plans[t]; ok {
+		return cp, nil
+	}
+	cp := &cellPlan{}
+	p.plans[t] = cp // before recursing, so recursive types terminate
+	for _, f := range attrFields(t) {
+		if !containsCells(f.typ, map[reflect.Type]bool{}) {
+			continue
+		}
+		where := owner + "." + f.goName
+		cf := cellField{index: f.index, name: f.name}
+		specName, hasTag := f.sf.Tag.Lookup("enc")
+		switch {
+		case directCells(f.typ):
+			if !hasTag || specName == "" {
+				return nil, fmt.Errorf("repo: field %s (attribute %q): encrypted field has no `enc:\"spec\"` tag: %w", where, f.name, enc.ErrNoSpec)
+			}
+			spec, ok := p.registry.Lookup(specName)
+			if !ok {
+				return nil, fmt.Errorf("repo: field %s (attribute %q): spec %q: %w", where, f.name, specName, enc.ErrNoSpec)
+			}
+			if p.mode != nil {
+				spec.Mode = *p.mode
+			}
+			cf.spec, cf.hasSpec = spec, true
+		case hasTag:
+			return nil, fmt.Errorf("repo: field %s has an `enc` tag but is not a field.Encrypted", where)
+		}
+		if inner := structUnder(f.typ); inner != nil && !isCell(inner) {
+			if _, err := p.plan(inner, inner.Name()); err != nil {
+				return nil, err
+			}
+		}
+		cp.fields = append(cp.fields, cf)
+	}
+	return cp, nil
+}
+
+// structUnder returns the struct type reached through pointers and
+// containers, or nil.
+func structUnder(t reflect.Type) reflect.Type {
+	for {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			t = t.Elem()
+		case reflect.Struct:
+			return t
+		default:
+			return nil
+		}
+	}
+}
+
+// keyField is the hash or range key of a repository's item type.
+type keyField struct {
+	index []int
+	name  string
+	typ   reflect.Type
+}
+
+func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
+	for _, f := range attrFields(t) {
+		role := f.sf.Tag.Get("repo")
+		for _, r := range strings.Split(role, ",") {
+			var slot **keyField
+			switch r {
+			case "hash":
+				slot = &hash
+			case "range":
+				slot = &rng
+			case "", "version", "ttl":
+				continue
+			default:
+				return nil, nil, fmt.Errorf("repo: field %s.%s: unknown role %q in `repo` tag", t.Name(), f.goName, r)
+			}
+			if *slot != nil {
+				return nil, nil, fmt.Errorf("repo: %s has more than one `repo:%q` field", t.Name(), r)
+			}
+			if isCell(f.typ) {
+				return nil, nil, fmt.Errorf("repo: field %s.%s: a key cannot be encrypted", t.Name(), f.goName)
+			}
+			*slot = &keyField{index: f.index, name: f.name, typ: f.typ}
+		}
+	}
+	if hash == nil {
+		return nil, nil, fmt.Errorf("repo: %s has no `repo:\"hash\"` field", t.Name())
+	}
+	return hash, rng, nil
+}
+
