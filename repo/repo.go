@@ -29,7 +29,14 @@ type API interface {
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
+
+var _ API = (*dynamodb.Client)(nil)
 
 // Options configure a repository.
 type Options struct {
@@ -332,4 +339,15 @@ func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {
 		}
 	}
 	return "", fmt.Errorf("type %s cannot be a key (want a string, number or []byte)", t)
+}
+
+// holdsEncrypted reports whether the top-level attribute attr holds
+// encrypted values, directly or inside nested documents.
+func (r *Repo[T]) holdsEncrypted(attr string) bool {
+	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
+		if f.name == attr {
+			return true
+		}
+	}
+	return false
 }
