@@ -351,3 +351,14 @@ func (r *Repo[T]) holdsEncrypted(attr string) bool {
 	}
 	return false
 }
+
+// holdsEncryptedDirectly reports whether attr is itself encrypted (or a list
+// or map of encrypted values), rather than a document with encrypted members.
+func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
+	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
+		if f.name == attr {
+			return f.hasSpec
+		}
+	}
+	return false
+}
