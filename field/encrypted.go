@@ -75,7 +75,9 @@ func (e Encrypted[T]) Value() (T, error) {
 
 // IsSealed reports whether the value is held in sealed form, ready to be
 // written as it is.
-func (e Encrypted[T]) IsSealed() bool { return e.state != nil && e.state.stored != "" && !e.state.pending }
+func (e Encrypted[T]) IsSealed() bool {
+	return e.state != nil && e.state.stored != "" && !e.state.pending
+}
 
 // IsPresent reports whether the field has a value (plaintext or sealed).
 func (e Encrypted[T]) IsPresent() bool { return e.state != nil }

@@ -286,4 +286,3 @@ func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
 	}
 	return hash, rng, nil
 }
-
