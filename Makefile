@@ -1,0 +1,94 @@
+# dynoseal developer tasks. Everything runs on local emulators bound to
+# 127.0.0.1 (see scripts/services.sh); no AWS account or Docker is needed.
+#
+#   make deps          npm ci (dynalite) when needed, then build bin/ tools
+#   make lint          gofmt, go vet and staticcheck on both modules
+#   make unit          root module tests (no network)
+#   make integration   tests/ module against moto, then against dynalite + local-kms
+#   make test          deps + unit + integration
+#   make demo          examples/quickstart against moto
+#
+# Variables: BACKENDS (default "moto strict"), ALLOW_SKIP (regexp of tests
+# that may be skipped on every backend, e.g. Docker-only suites), GOTEST_FLAGS.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+# Keep the steps in order even under make -j: they start and stop services.
+.NOTPARALLEL:
+
+BACKENDS ?= moto strict
+ALLOW_SKIP ?=
+GOTEST_FLAGS ?=
+TMPOUT := .tmp
+NPM_STAMP := node_modules/.dynoseal-npm-ci
+
+.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo clean
+
+# ------------------------------------------------------------------ deps
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+npm: $(NPM_STAMP)
+
+# go build is incremental, so these always run and stay current.
+tools:
+	@mkdir -p bin
+	cd tests && go build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	cd tests && go build -o ../bin/localkms ./cmd/localkms
+
+deps: npm tools
+
+# ------------------------------------------------------------------ lint
+
+GO_FILES_CMD := find . \( -path ./node_modules -o -path ./.git -o -path ./.tmp -o -path ./bin \) -prune -o -name '*.go' -type f -print
+
+fmt-check:
+	@out=$$($(GO_FILES_CMD) | xargs -r gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet ./...
+	cd tests && go vet ./...
+
+staticcheck: tools
+	bin/staticcheck ./...
+	cd tests && ../bin/staticcheck ./...
+
+# Optional: only where shellcheck is installed (it is not part of the image).
+shellcheck:
+	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
+	else echo "shellcheck not installed: skipping shell lint"; fi
+
+lint: fmt-check vet staticcheck shellcheck
+
+# ------------------------------------------------------------------ tests
+
+unit:
+	go test -race -count=1 $(GOTEST_FLAGS) ./...
+
+# Runs the tests/ module once per backend, keeps going when one fails, and
+# then prints the summary (failed tests' output, per-backend counts, totals).
+integration: deps
+	@mkdir -p $(TMPOUT) && rm -f $(TMPOUT)/it-*.json
+	cd tests && go build -o ../bin/testsummary ./cmd/testsummary
+	@status=0; \
+	for b in $(BACKENDS); do \
+		echo "=== integration tests on $$b"; \
+		rc=0; scripts/with-services.sh $$b -- sh -c 'cd tests && go test -race -count=1 $(GOTEST_FLAGS) -json ./... > ../$(TMPOUT)/it-'"$$b"'.json' || rc=$$?; \
+		if [ $$rc -gt 128 ]; then echo "=== interrupted"; exit $$rc; fi; \
+		if [ $$rc -ne 0 ]; then echo "=== integration tests on $$b FAILED (exit $$rc)"; status=1; fi; \
+	done; \
+	args=""; for b in $(BACKENDS); do args="$$args $$b=$(TMPOUT)/it-$$b.json"; done; \
+	bin/testsummary $(if $(ALLOW_SKIP),-allow-skip '$(ALLOW_SKIP)') $$args || status=1; \
+	exit $$status
+
+test: deps unit integration
+
+demo: deps
+	scripts/with-services.sh moto -- go run ./examples/quickstart
+
+clean:
+	rm -rf bin $(TMPOUT)
