@@ -61,3 +61,19 @@ func TestCheckExpression(t *testing.T) {
 		})
 	}
 }
+
+func TestReadOptionsRejectKnobsAnOperationDoesNotTake(t *testing.T) {
+	if _, err := readOptions("Get", 0, []ReadOption{Index("gsi1")}); err == nil {
+		t.Fatal("Get accepted an index")
+	}
+	if _, err := readOptions("Get", 0, []ReadOption{Limit(3)}); err == nil {
+		t.Fatal("Get accepted a limit")
+	}
+	o, err := readOptions("Query", knobFilter|knobIndex|knobOrder|knobLimit, []ReadOption{Index("gsi1"), Limit(3), ConsistentRead(), Project("a", "b")})
+	if err != nil || o.Index != "gsi1" || o.Limit != 3 || !o.ConsistentRead || len(o.Projection) != 2 {
+		t.Fatalf("Query options %+v, %v", o, err)
+	}
+	if _, err := readOptions("Scan", knobLimit, []ReadOption{Limit(-1)}); err == nil {
+		t.Fatal("negative limit accepted")
+	}
+}

@@ -245,9 +245,13 @@ func (r *Repo[T]) Put(ctx context.Context, item T) error {
 }
 
 // Get reads the item with key k and opens its encrypted fields. A missing
-// item gives ErrNotFound.
-func (r *Repo[T]) Get(ctx context.Context, k Key) (T, error) {
+// item gives ErrNotFound. It takes ConsistentRead and Project.
+func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
 	var zero T
+	o, err := readOptions("Get", 0, opts)
+	if err != nil {
+		return zero, err
+	}
 	db, err := r.db()
 	if err != nil {
 		return zero, err
@@ -256,7 +260,11 @@ func (r *Repo[T]) Get(ctx context.Context, k Key) (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km})
+	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
+	if in.ProjectionExpression, in.ExpressionAttributeNames, err = projection(o.Projection); err != nil {
+		return zero, err
+	}
+	out, err := db.GetItem(ctx, in)
 	if err != nil {
 		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
 	}
