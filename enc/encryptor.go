@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,14 @@ import (
 type Options struct {
 	// Concurrency bounds the KMS requests one call runs at once. Default 8.
 	Concurrency int
+	// EncryptCache, when set, lets Seal reuse a data key across calls.
+	EncryptCache *CacheLimits
+	// DecryptCache, when set, keeps decrypted data keys for later calls.
+	DecryptCache *CacheLimits
+
+	// random supplies nonces and now reads the clock; tests replace them.
+	random io.Reader
+	now    func() time.Time
 }
 
 // Option changes [Options].
@@ -22,36 +31,76 @@ type Option func(*Options)
 // WithConcurrency bounds the KMS requests one call runs at once.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
 
+// WithCache turns on both data-key caches with the same limits: Seal reuses
+// a data key across calls until it reaches MaxAge or MaxUses, and Open keeps
+// decrypted data keys (LRU, at most MaxEntries, each for MaxAge). Caches are
+// off by default. They never let a spec do what its mode forbids: a ReadOnly
+// spec is refused before the encrypt cache is consulted, and a WriteOnly spec
+// before the decrypt cache is.
+func WithCache(l CacheLimits) Option {
+	return func(o *Options) { o.EncryptCache, o.DecryptCache = &l, &l }
+}
+
+// WithEncryptCache turns on the encrypt-side cache only.
+func WithEncryptCache(l CacheLimits) Option { return func(o *Options) { o.EncryptCache = &l } }
+
+// WithDecryptCache turns on the decrypt-side cache only.
+func WithDecryptCache(l CacheLimits) Option { return func(o *Options) { o.DecryptCache = &l } }
+
 // Encryptor seals and opens values. It is safe for concurrent use; share one
-// per process so its statistics (and caches, when enabled) cover every call.
+// per process so its statistics and caches cover every call.
 type Encryptor struct {
-	keys  KeyProvider
-	opts  Options
-	stats counters
+	keys    KeyProvider
+	opts    Options
+	stats   counters
+	sealers *keyCache // nil when off
+	openers *keyCache // nil when off
 }
 
 // New returns an Encryptor that gets data keys from p.
 func New(p KeyProvider, opts ...Option) *Encryptor {
-	o := Options{Concurrency: 8}
+	o := Options{Concurrency: 8, random: rand.Reader, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
-	return &Encryptor{keys: p, opts: o}
+	e := &Encryptor{keys: p, opts: o}
+	if o.EncryptCache != nil {
+		e.sealers = newKeyCache(*o.EncryptCache, o.now)
+	}
+	if o.DecryptCache != nil {
+		e.openers = newKeyCache(*o.DecryptCache, o.now)
+	}
+	return e
+}
+
+// ClearCaches wipes and drops every cached data key, e.g. before a process
+// hands its memory back or after a key's permissions were revoked.
+func (e *Encryptor) ClearCaches() {
+	for _, c := range []*keyCache{e.sealers, e.openers} {
+		if c != nil {
+			c.purge()
+		}
+	}
 }
 
 // Stats counts the KMS work an Encryptor has done.
 type Stats struct {
 	GenerateDataKeyCalls int64
 	DecryptCalls         int64
+	// CacheHits counts data keys taken from a cache instead of KMS, one per
+	// group of values a call shares a key among; CacheMisses counts the
+	// lookups that found nothing and went to KMS. Both stay 0 without caches.
+	CacheHits   int64
+	CacheMisses int64
 	// KMSTime is the wall time spent waiting on KMS, summed over calls.
 	KMSTime time.Duration
 }
 
 type counters struct {
-	generate, decrypt, kmsNanos atomic.Int64
+	generate, decrypt, hits, misses, kmsNanos atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -59,6 +108,8 @@ func (e *Encryptor) Stats() Stats {
 	return Stats{
 		GenerateDataKeyCalls: e.stats.generate.Load(),
 		DecryptCalls:         e.stats.decrypt.Load(),
+		CacheHits:            e.stats.hits.Load(),
+		CacheMisses:          e.stats.misses.Load(),
 		KMSTime:              time.Duration(e.stats.kmsNanos.Load()),
 	}
 }
@@ -68,6 +119,12 @@ type SealRequest struct {
 	Spec      Spec
 	Attribute string // for error messages
 	Plaintext []byte
+	// Binding ties the value to its attribute and item; required when
+	// Spec.Version is 2 and unused otherwise.
+	Binding Binding
+	// ItemContext holds the encryption context taken from the item: one
+	// non-empty value for every key of Spec.ContextFrom, and nothing else.
+	ItemContext map[string]string
 }
 
 // OpenRequest is one stored value to decrypt.
@@ -75,70 +132,137 @@ type OpenRequest struct {
 	Spec      Spec
 	Attribute string // for error messages
 	Stored    string // "ENC:..."
+	// Binding must equal the one the value was sealed with when the value
+	// is a version-2 envelope (whatever Spec.Version says); version-1
+	// values ignore it.
+	Binding Binding
+	// ItemContext is as in [SealRequest].
+	ItemContext map[string]string
 }
 
 // Encrypt seals one value. Prefer [Encryptor.Seal] for several values: it
-// shares data keys between them.
+// shares data keys between them. Encrypt has no way to pass a binding or item
+// context: for a spec with Version 2 or ContextFrom use [Encryptor.SealOne].
 func (e *Encryptor) Encrypt(ctx context.Context, s Spec, plaintext []byte) (string, error) {
-	out, err := e.Seal(ctx, []SealRequest{{Spec: s, Plaintext: plaintext}})
+	return e.SealOne(ctx, SealRequest{Spec: s, Plaintext: plaintext})
+}
+
+// Decrypt opens one stored value. For version-2 values or a spec with
+// ContextFrom use [Encryptor.OpenOne].
+func (e *Encryptor) Decrypt(ctx context.Context, s Spec, stored string) ([]byte, error) {
+	return e.OpenOne(ctx, OpenRequest{Spec: s, Stored: stored})
+}
+
+// SealOne seals one value described by a full request, with its binding and
+// item context.
+func (e *Encryptor) SealOne(ctx context.Context, r SealRequest) (string, error) {
+	out, err := e.Seal(ctx, []SealRequest{r})
 	if err != nil {
 		return "", err
 	}
 	return out[0], nil
 }
 
-// Decrypt opens one stored value.
-func (e *Encryptor) Decrypt(ctx context.Context, s Spec, stored string) ([]byte, error) {
-	out, err := e.Open(ctx, []OpenRequest{{Spec: s, Stored: stored}})
+// OpenOne opens one stored value described by a full request.
+func (e *Encryptor) OpenOne(ctx context.Context, r OpenRequest) ([]byte, error) {
+	out, err := e.Open(ctx, []OpenRequest{r})
 	if err != nil {
 		return nil, err
 	}
 	return out[0], nil
 }
 
+// keyGroup is the requests of one call that share a data key.
+type keyGroup struct {
+	id   string
+	ref  KeyRef
+	reqs []int
+}
+
+// grouper collects requests into key groups in first-seen order.
+type grouper struct {
+	byID  map[string]*keyGroup
+	order []*keyGroup
+}
+
+func (g *grouper) add(id string, ref KeyRef, i int) {
+	if g.byID == nil {
+		g.byID = map[string]*keyGroup{}
+	}
+	kg := g.byID[id]
+	if kg == nil {
+		kg = &keyGroup{id: id, ref: ref}
+		g.byID[id] = kg
+		g.order = append(g.order, kg)
+	}
+	kg.reqs = append(kg.reqs, i)
+}
+
 // Seal encrypts every request and returns the stored strings in order. It
-// makes one GenerateDataKey call per distinct (key, region, context) and none
-// if any request's mode forbids encryption.
+// makes one GenerateDataKey call per distinct (key, region, context), fewer
+// with an encrypt cache, and none if any request is invalid or its mode
+// forbids encryption.
 func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, error) {
-	groups := map[string][]int{}
-	var order []string
+	var groups grouper
+	bindings := make([][]byte, len(reqs)) // encoded bindings of version-2 requests
 	for i, r := range reqs {
+		fail := func(err error) error {
+			return &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
+		}
 		if err := r.Spec.Validate(); err != nil {
-			return nil, &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
+			return nil, fail(err)
 		}
 		if !r.Spec.Mode.CanEncrypt() {
-			return nil, &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: ErrReadOnly}
+			return nil, fail(ErrReadOnly)
 		}
-		g := r.Spec.keyGroup()
-		if _, seen := groups[g]; !seen {
-			order = append(order, g)
+		ref, err := r.Spec.keyRef(r.ItemContext)
+		if err != nil {
+			return nil, fail(err)
 		}
-		groups[g] = append(groups[g], i)
+		if r.Spec.sealVersion() == Version2 {
+			if bindings[i], err = r.Binding.encode(); err != nil {
+				return nil, fail(err)
+			}
+		}
+		groups.add(ref.id(), ref, i)
 	}
 	out := make([]string, len(reqs))
-	err := e.forEach(ctx, len(order), func(ctx context.Context, gi int) error {
-		idx := groups[order[gi]]
-		first := reqs[idx[0]]
-		plainKey, encKey, err := e.generate(ctx, first.Spec.keyRef())
+	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
+		g := groups.order[gi]
+		first := reqs[g.reqs[0]]
+		fail := func(r SealRequest, err error) error {
+			return &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
+		}
+		plainKey, encKey, err := e.sealingKey(ctx, g)
 		if err != nil {
-			return &Error{Op: OpEncrypt, Attribute: first.Attribute, KeyID: first.Spec.KeyID, Err: err}
+			return fail(first, err)
 		}
 		defer clear(plainKey)
 		aead, err := newGCM(plainKey)
 		if err != nil {
-			return &Error{Op: OpEncrypt, Attribute: first.Attribute, KeyID: first.Spec.KeyID, Err: fmt.Errorf("%w: %w", ErrInvalidCiphertext, err)}
+			return fail(first, fmt.Errorf("%w: %w", ErrInvalidCiphertext, err))
 		}
-		for _, i := range idx {
-			nonce := make([]byte, nonceSize)
-			if _, err := rand.Read(nonce); err != nil {
-				return &Error{Op: OpEncrypt, Attribute: reqs[i].Attribute, KeyID: reqs[i].Spec.KeyID, Err: err}
-			}
-			out[i] = envelope{
-				version:      Version1,
+		nonces := make([]byte, nonceSize*len(g.reqs))
+		if _, err := io.ReadFull(e.opts.random, nonces); err != nil {
+			return fail(first, fmt.Errorf("read random nonces: %w", err))
+		}
+		var v2Header []byte
+		for n, i := range g.reqs {
+			r := reqs[i]
+			env := envelope{
+				version:      r.Spec.sealVersion(),
 				encryptedKey: encKey,
-				nonce:        nonce,
-				ciphertext:   aead.Seal(nil, nonce, reqs[i].Plaintext, nil),
-			}.String()
+				nonce:        nonces[n*nonceSize : (n+1)*nonceSize : (n+1)*nonceSize],
+			}
+			var aad []byte
+			if env.version == Version2 {
+				if v2Header == nil {
+					v2Header = env.header()
+				}
+				aad = append(append(make([]byte, 0, len(v2Header)+len(bindings[i])), v2Header...), bindings[i]...)
+			}
+			env.ciphertext = aead.Seal(nil, env.nonce, r.Plaintext, aad)
+			out[i] = env.String()
 		}
 		return nil
 	})
@@ -148,13 +272,35 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 	return out, nil
 }
 
+// sealingKey returns a data key for the group's values: from the encrypt
+// cache when one is live with uses to spare, else from KMS.
+func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypted []byte, err error) {
+	uses := int64(len(g.reqs))
+	if e.sealers != nil {
+		if plain, encrypted, ok := e.sealers.take(g.id, uses); ok {
+			e.stats.hits.Add(1)
+			return plain, encrypted, nil
+		}
+		e.stats.misses.Add(1)
+	}
+	plain, encrypted, err = e.generate(ctx, g.ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.sealers != nil {
+		e.sealers.put(g.id, plain, encrypted, uses)
+	}
+	return plain, encrypted, nil
+}
+
 // Open decrypts every request and returns the plaintexts in order. Identical
-// encrypted data keys are decrypted once; distinct ones concurrently. It makes
-// no KMS call if any request's mode forbids decryption or any value is malformed.
+// encrypted data keys are decrypted once, distinct ones concurrently, cached
+// ones not at all. It makes no KMS call if any request's mode forbids
+// decryption or any value is malformed.
 func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, error) {
 	envs := make([]envelope, len(reqs))
-	groups := map[string][]int{}
-	var order []string
+	aads := make([][]byte, len(reqs))
+	var groups grouper
 	for i, r := range reqs {
 		fail := func(err error) error {
 			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
@@ -169,43 +315,74 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 		if err != nil {
 			return nil, fail(err)
 		}
-		if env.version != Version1 {
-			return nil, fail(malformed("version %d is not supported here", env.version))
+		ref, err := r.Spec.keyRef(r.ItemContext)
+		if err != nil {
+			return nil, fail(err)
+		}
+		if env.version == Version2 {
+			b, err := r.Binding.encode()
+			if err != nil {
+				return nil, fail(err)
+			}
+			h := env.header()
+			aads[i] = append(append(make([]byte, 0, len(h)+len(b)), h...), b...)
 		}
 		envs[i] = env
-		g := r.Spec.keyGroup() + "\x00\x00" + string(env.encryptedKey)
-		if _, seen := groups[g]; !seen {
-			order = append(order, g)
-		}
-		groups[g] = append(groups[g], i)
+		groups.add(ref.id()+lengthPrefixed(env.encryptedKey), ref, i)
 	}
 	out := make([][]byte, len(reqs))
-	err := e.forEach(ctx, len(order), func(ctx context.Context, gi int) error {
-		idx := groups[order[gi]]
-		first := reqs[idx[0]]
-		plainKey, err := e.decryptKey(ctx, first.Spec.keyRef(), envs[idx[0]].encryptedKey)
+	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
+		g := groups.order[gi]
+		first := reqs[g.reqs[0]]
+		fail := func(r OpenRequest, err error) error {
+			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
+		}
+		plainKey, err := e.openingKey(ctx, g, envs[g.reqs[0]].encryptedKey)
 		if err != nil {
-			return &Error{Op: OpDecrypt, Attribute: first.Attribute, KeyID: first.Spec.KeyID, Err: err}
+			return fail(first, err)
 		}
 		defer clear(plainKey)
 		aead, err := newGCM(plainKey)
 		if err != nil {
-			return &Error{Op: OpDecrypt, Attribute: first.Attribute, KeyID: first.Spec.KeyID, Err: fmt.Errorf("%w: %w", ErrInvalidCiphertext, err)}
+			return fail(first, fmt.Errorf("%w: %w", ErrInvalidCiphertext, err))
 		}
-		for _, i := range idx {
+		for _, i := range g.reqs {
 			env := envs[i]
-			plain, err := aead.Open(nil, env.nonce, env.ciphertext, nil)
+			plain, err := aead.Open(nil, env.nonce, env.ciphertext, aads[i])
 			if err != nil {
-				return &Error{Op: OpDecrypt, Attribute: reqs[i].Attribute, KeyID: reqs[i].Spec.KeyID, Err: fmt.Errorf("%w: authentication failed", ErrInvalidCiphertext)}
+				return fail(reqs[i], fmt.Errorf("%w: authentication failed", ErrInvalidCiphertext))
 			}
 			out[i] = plain
 		}
 		return nil
 	})
 	if err != nil {
+		for _, p := range out {
+			clear(p)
+		}
 		return nil, err
 	}
 	return out, nil
+}
+
+// openingKey returns the plaintext of the group's encrypted data key: from
+// the decrypt cache when it holds it, else from KMS.
+func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, error) {
+	if e.openers != nil {
+		if plain, _, ok := e.openers.take(g.id, 0); ok {
+			e.stats.hits.Add(1)
+			return plain, nil
+		}
+		e.stats.misses.Add(1)
+	}
+	plain, err := e.decryptKey(ctx, g.ref, encrypted)
+	if err != nil {
+		return nil, err
+	}
+	if e.openers != nil && len(plain) == dataKeySize {
+		e.openers.put(g.id, plain, nil, 0)
+	}
+	return plain, nil
 }
 
 func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, error) {

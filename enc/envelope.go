@@ -42,12 +42,19 @@ type envelope struct {
 	ciphertext   []byte // GCM output: encrypted bytes with the tag appended
 }
 
+// header returns the bytes before the nonce: version, key length and
+// encrypted data key. Version 2 authenticates them as additional data.
+func (e envelope) header() []byte {
+	h := make([]byte, 0, headerSize+len(e.encryptedKey))
+	h = append(h, e.version)
+	h = binary.BigEndian.AppendUint16(h, uint16(len(e.encryptedKey)))
+	return append(h, e.encryptedKey...)
+}
+
 func (e envelope) String() string {
 	n := headerSize + len(e.encryptedKey) + len(e.nonce) + len(e.ciphertext)
 	raw := make([]byte, 0, n)
-	raw = append(raw, e.version)
-	raw = binary.BigEndian.AppendUint16(raw, uint16(len(e.encryptedKey)))
-	raw = append(raw, e.encryptedKey...)
+	raw = append(raw, e.header()...)
 	raw = append(raw, e.nonce...)
 	raw = append(raw, e.ciphertext...)
 	out := make([]byte, len(Prefix)+b64.EncodedLen(len(raw)))
@@ -94,6 +101,28 @@ func parseEnvelope(stored string) (envelope, error) {
 		nonce:        rest[keyLen : keyLen+nonceSize : keyLen+nonceSize],
 		ciphertext:   rest[keyLen+nonceSize:],
 	}, nil
+}
+
+// EnvelopeVersion returns the envelope version of a stored "ENC:..." value
+// without opening it, e.g. to count the values a migration to version 2 has
+// still to rewrite. It checks only the prefix and the first bytes.
+func EnvelopeVersion(stored string) (byte, error) {
+	if !IsEncrypted(stored) {
+		return 0, malformed("missing %q prefix", Prefix)
+	}
+	// Four base64 characters carry the first three bytes.
+	text := stored[len(Prefix):]
+	if len(text) < 4 {
+		return 0, malformed("%d characters is shorter than the header", len(text))
+	}
+	var head [3]byte
+	if _, err := b64.Decode(head[:], []byte(text[:4])); err != nil {
+		return 0, malformed("bad base64 at byte %d", base64ErrOffset(err)+len(Prefix))
+	}
+	if v := head[0]; v != Version1 && v != Version2 {
+		return 0, malformed("unsupported version %d", v)
+	}
+	return head[0], nil
 }
 
 func base64ErrOffset(err error) int {

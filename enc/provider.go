@@ -1,6 +1,13 @@
 package enc
 
-import "context"
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
 
 // KeyRef names the KMS key, region and encryption context of one data key.
 type KeyRef struct {
@@ -19,6 +26,47 @@ type KeyProvider interface {
 	DecryptDataKey(ctx context.Context, key KeyRef, encrypted []byte) (plaintext []byte, err error)
 }
 
-func (s Spec) keyRef() KeyRef {
-	return KeyRef{KeyID: s.KeyID, Region: s.Region, Context: s.Context}
+// keyRef returns the key of a value: the spec's key and region, and its
+// static context merged with the values taken from the item.
+func (s Spec) keyRef(item map[string]string) (KeyRef, error) {
+	ref := KeyRef{KeyID: s.KeyID, Region: s.Region, Context: s.Context}
+	if len(s.ContextFrom) == 0 && len(item) == 0 {
+		return ref, nil
+	}
+	ref.Context = make(map[string]string, len(s.Context)+len(s.ContextFrom))
+	maps.Copy(ref.Context, s.Context)
+	for _, k := range slices.Sorted(maps.Keys(s.ContextFrom)) {
+		v, ok := item[k]
+		switch {
+		case !ok:
+			return KeyRef{}, fmt.Errorf("%w: no value for context key %q (attribute %s)", ErrItemContext, k, s.ContextFrom[k])
+		case v == "":
+			return KeyRef{}, fmt.Errorf("%w: empty value for context key %q (attribute %s)", ErrItemContext, k, s.ContextFrom[k])
+		}
+		ref.Context[k] = v
+	}
+	for _, k := range slices.Sorted(maps.Keys(item)) {
+		if _, ok := s.ContextFrom[k]; !ok {
+			return KeyRef{}, fmt.Errorf("%w: context key %q is not in the spec's ContextFrom", ErrItemContext, k)
+		}
+	}
+	return ref, nil
+}
+
+// id identifies the values that may share one data key: the same KMS key in
+// the same region under the same encryption context. Parts are
+// length-prefixed so no two refs share an id.
+func (r KeyRef) id() string {
+	var b strings.Builder
+	b.WriteString(lengthPrefixed([]byte(r.KeyID)))
+	b.WriteString(lengthPrefixed([]byte(r.Region)))
+	for _, k := range slices.Sorted(maps.Keys(r.Context)) {
+		b.WriteString(lengthPrefixed([]byte(k)))
+		b.WriteString(lengthPrefixed([]byte(r.Context[k])))
+	}
+	return b.String()
+}
+
+func lengthPrefixed(p []byte) string {
+	return string(binary.BigEndian.AppendUint32(nil, uint32(len(p)))) + string(p)
 }

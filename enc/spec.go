@@ -49,6 +49,19 @@ type Spec struct {
 	// Context is the KMS encryption context sent with every GenerateDataKey
 	// and Decrypt. Decrypting with a different context fails.
 	Context map[string]string
+	// ContextFrom adds encryption context taken from the item being written
+	// or read: context key -> name of a top-level scalar attribute, e.g.
+	// {"tenant": "tenant_id"} gives each tenant its own context, and so its
+	// own data keys. Its keys may not repeat keys of Context. Outside a
+	// repository, pass the values in SealRequest.ItemContext and
+	// OpenRequest.ItemContext.
+	ContextFrom map[string]string
+	// Version of the envelope that new values are sealed in: 0 or 1 for
+	// version 1 (the default, byte-compatible with pydynox), 2 for version 2,
+	// which binds each value to its attribute and its item's primary key (see
+	// [Binding]). Values of either version are opened under any setting, so
+	// a spec can move to version 2 while version-1 values remain.
+	Version byte
 }
 
 // Validate reports a spec that can never work.
@@ -59,23 +72,37 @@ func (s Spec) Validate() error {
 	if s.Mode < ReadWrite || s.Mode > ReadOnly {
 		return fmt.Errorf("dynoseal: spec for key %s has unknown mode %d", s.KeyID, int(s.Mode))
 	}
+	if s.Version > Version2 {
+		return fmt.Errorf("dynoseal: spec for key %s has unknown envelope version %d", s.KeyID, s.Version)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.ContextFrom)) {
+		switch {
+		case k == "":
+			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom has an empty context key", s.KeyID)
+		case s.ContextFrom[k] == "":
+			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom[%q] names no attribute", s.KeyID, k)
+		}
+		if _, dup := s.Context[k]; dup {
+			return fmt.Errorf("dynoseal: spec for key %s: context key %q is both static (Context) and from the item (ContextFrom)", s.KeyID, k)
+		}
+	}
 	return nil
 }
 
-// keyGroup identifies the values that may share one data key: the same KMS
-// key in the same region under the same encryption context.
-func (s Spec) keyGroup() string {
-	var b strings.Builder
-	b.WriteString(s.KeyID)
-	b.WriteByte(0)
-	b.WriteString(s.Region)
-	for _, k := range slices.Sorted(maps.Keys(s.Context)) {
-		b.WriteByte(0)
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(s.Context[k])
+// sealVersion is the envelope version new values are sealed in.
+func (s Spec) sealVersion() byte {
+	if s.Version == Version2 {
+		return Version2
 	}
-	return b.String()
+	return Version1
+}
+
+// clone copies the maps so a registered spec cannot be changed through the
+// caller's maps, nor the caller's through a looked-up spec.
+func (s Spec) clone() Spec {
+	s.Context = maps.Clone(s.Context)
+	s.ContextFrom = maps.Clone(s.ContextFrom)
+	return s
 }
 
 // Registry maps spec names, as used in `enc:"name"` struct tags, to specs.
@@ -100,7 +127,7 @@ func (r *Registry) Register(name string, s Spec) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("dynoseal: register %q: %w", name, err)
 	}
-	s.Context = maps.Clone(s.Context)
+	s = s.clone()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.specs[name]; dup {
@@ -122,8 +149,7 @@ func (r *Registry) Lookup(name string) (Spec, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.specs[name]
-	s.Context = maps.Clone(s.Context)
-	return s, ok
+	return s.clone(), ok
 }
 
 // Register adds a spec to [Default].

@@ -1,0 +1,157 @@
+package enc
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// CacheLimits bound a data-key cache, in the manner of the AWS Encryption
+// SDK's caching materials manager. Zero fields take the defaults below.
+//
+// A cache trades KMS calls (latency, cost, request quota) for exposure: a
+// cached plaintext data key lives in process memory for up to MaxAge, and a
+// value sealed with a cached key shares that key with up to MaxUses others.
+// A cached decrypt also skips the KMS authorisation check for that key until
+// the entry expires. Keep the limits as tight as the load allows.
+type CacheLimits struct {
+	// MaxAge is how long a data key may be used after KMS returned it.
+	// Default 5 minutes.
+	MaxAge time.Duration
+	// MaxUses is how many values one cached data key may seal, counted
+	// across calls (encrypt cache only). Default and upper bound 2^32, the
+	// limit for AES-GCM with random 96-bit nonces. A single call that seals
+	// more values than MaxUses in one group still shares one fresh key among
+	// them, as it would without a cache, but that key is not cached.
+	MaxUses int64
+	// MaxEntries bounds each cache; the least recently used entry goes first.
+	// Default 1000. With ContextFrom every distinct context (e.g. tenant) is
+	// its own entry.
+	MaxEntries int
+}
+
+const (
+	defaultCacheAge     = 5 * time.Minute
+	maxGCMUses          = int64(1) << 32
+	defaultCacheEntries = 1000
+)
+
+func (l CacheLimits) withDefaults() CacheLimits {
+	if l.MaxAge <= 0 {
+		l.MaxAge = defaultCacheAge
+	}
+	if l.MaxUses <= 0 || l.MaxUses > maxGCMUses {
+		l.MaxUses = maxGCMUses
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = defaultCacheEntries
+	}
+	return l
+}
+
+// keyCache holds plaintext data keys by an ID. It hands out copies, so an
+// entry can be wiped on eviction while a caller is still sealing with its
+// copy; callers wipe their copies when done.
+type keyCache struct {
+	mu      sync.Mutex
+	limits  CacheLimits
+	now     func() time.Time
+	entries map[string]*cacheEntry
+	// recent orders entries by last use (front: newest) for LRU eviction;
+	// byAge by creation (front: oldest), so expired entries are found and
+	// wiped without scanning the whole cache.
+	recent, byAge list.List
+}
+
+type cacheEntry struct {
+	id        string
+	plain     []byte
+	encrypted []byte
+	created   time.Time
+	uses      int64
+	inRecent  *list.Element
+	inByAge   *list.Element
+}
+
+func newKeyCache(l CacheLimits, now func() time.Time) *keyCache {
+	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}}
+}
+
+// take returns a copy of the key cached under id and counts uses against it;
+// ok is false when there is no live entry with uses to spare.
+func (c *keyCache) take(id string, uses int64) (plain, encrypted []byte, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
+	e := c.entries[id]
+	if e == nil || e.uses+uses > c.limits.MaxUses {
+		return nil, nil, false
+	}
+	e.uses += uses
+	c.recent.MoveToFront(e.inRecent)
+	plain = append([]byte(nil), e.plain...)
+	if e.uses >= c.limits.MaxUses {
+		c.removeLocked(e)
+	}
+	return plain, e.encrypted, true
+}
+
+// put caches a copy of plain under id, already used uses times, replacing
+// any entry with that id. A key with no uses left is not cached.
+func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.entries[id]; old != nil {
+		c.removeLocked(old)
+	}
+	if uses >= c.limits.MaxUses {
+		return
+	}
+	e := &cacheEntry{
+		id:        id,
+		plain:     append([]byte(nil), plain...),
+		encrypted: encrypted,
+		created:   c.now(),
+		uses:      uses,
+	}
+	e.inRecent = c.recent.PushFront(e)
+	e.inByAge = c.byAge.PushBack(e)
+	c.entries[id] = e
+	c.expireLocked()
+	for len(c.entries) > c.limits.MaxEntries {
+		c.removeLocked(c.recent.Back().Value.(*cacheEntry))
+	}
+}
+
+func (c *keyCache) expireLocked() {
+	now := c.now()
+	for f := c.byAge.Front(); f != nil; f = c.byAge.Front() {
+		e := f.Value.(*cacheEntry)
+		if now.Sub(e.created) < c.limits.MaxAge {
+			return
+		}
+		c.removeLocked(e)
+	}
+}
+
+func (c *keyCache) removeLocked(e *cacheEntry) {
+	clear(e.plain)
+	c.recent.Remove(e.inRecent)
+	c.byAge.Remove(e.inByAge)
+	delete(c.entries, e.id)
+}
+
+func (c *keyCache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		c.removeLocked(e)
+	}
+}
+
+func (c *keyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
+	return len(c.entries)
+}
