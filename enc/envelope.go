@@ -74,6 +74,11 @@ func parseEnvelope(stored string) (envelope, error) {
 		return envelope{}, malformed("missing %q prefix", Prefix)
 	}
 	text := stored[len(Prefix):]
+	// The decoder skips line breaks; refuse them so that each envelope has
+	// exactly one stored form.
+	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
+		return envelope{}, malformed("line break at byte %d", i+len(Prefix))
+	}
 	raw := make([]byte, b64.DecodedLen(len(text)))
 	n, err := b64.Decode(raw, []byte(text))
 	if err != nil {
@@ -116,6 +121,9 @@ func EnvelopeVersion(stored string) (byte, error) {
 		return 0, malformed("%d characters is shorter than the header", len(text))
 	}
 	var head [3]byte
+	if i := strings.IndexAny(text[:4], "\r\n"); i >= 0 {
+		return 0, malformed("line break at byte %d", i+len(Prefix))
+	}
 	if _, err := b64.Decode(head[:], []byte(text[:4])); err != nil {
 		return 0, malformed("bad base64 at byte %d", base64ErrOffset(err)+len(Prefix))
 	}

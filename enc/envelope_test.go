@@ -122,6 +122,8 @@ func TestMalformedInputs(t *testing.T) {
 		"only header":        enc64([]byte{1, 0, 1}),
 		"missing tag":        enc64(raw[:3+len(knownBlob)+12+5]),
 		"base64 cut mid-way": "ENC:" + base64.StdEncoding.EncodeToString(raw)[:7],
+		"line break":         "ENC:" + base64.StdEncoding.EncodeToString(raw)[:8] + "\n" + base64.StdEncoding.EncodeToString(raw)[8:],
+		"carriage return":    "ENC:" + base64.StdEncoding.EncodeToString(raw) + "\r",
 	}
 	for name, stored := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -2,8 +2,14 @@ package repo
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
@@ -12,8 +18,43 @@ import (
 // foundCell is one encrypted value in an item.
 type foundCell struct {
 	cell field.Cell
-	attr string // path of the attribute, e.g. "cards[2].number"
-	spec enc.Spec
+	attr string // path of the attribute for messages, e.g. "cards[2].number"
+	// bound is the path that version-2 values are bound to: list positions
+	// are left out ("cards[].number"), so reordering a list keeps its values
+	// readable, and map keys are quoted (`tags["home"]`).
+	bound string
+	spec  enc.Spec
+}
+
+// paths is the path to a value, for messages and for bindings.
+type paths struct{ attr, bound string }
+
+func (p paths) field(name string) paths {
+	if p.attr == "" {
+		return paths{attr: name, bound: boundSegment(name, true)}
+	}
+	return paths{attr: p.attr + "." + name, bound: p.bound + boundSegment(name, false)}
+}
+
+func (p paths) index(i int) paths {
+	return paths{attr: fmt.Sprintf("%s[%d]", p.attr, i), bound: p.bound + "[]"}
+}
+
+func (p paths) key(k reflect.Value) paths {
+	name := fmt.Sprint(k.Interface())
+	return paths{attr: p.attr + "." + name, bound: p.bound + "[" + strconv.Quote(name) + "]"}
+}
+
+// boundSegment writes an attribute name into a bound path, quoting names
+// that could be mistaken for path syntax so that no two paths collide.
+func boundSegment(name string, top bool) string {
+	if name == "" || strings.ContainsAny(name, `.[]"`) {
+		return "[" + strconv.Quote(name) + "]"
+	}
+	if top {
+		return name
+	}
+	return "." + name
 }
 
 // cellWalker visits the encrypted values of items.
@@ -26,7 +67,7 @@ type cellWalker struct {
 	visit       func(foundCell) error
 }
 
-func (w *cellWalker) walkStruct(v reflect.Value, path string) error {
+func (w *cellWalker) walkStruct(v reflect.Value, path paths) error {
 	cp := w.plans[v.Type()]
 	if cp == nil {
 		return nil
@@ -36,11 +77,7 @@ func (w *cellWalker) walkStruct(v reflect.Value, path string) error {
 		if !ok {
 			continue
 		}
-		name := f.name
-		if path != "" {
-			name = path + "." + f.name
-		}
-		if err := w.walk(fv, name, f); err != nil {
+		if err := w.walk(fv, path.field(f.name), f); err != nil {
 			return err
 		}
 	}
@@ -70,10 +107,10 @@ func (w *cellWalker) clonePointer(v reflect.Value) {
 	v.Set(c)
 }
 
-func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
+func (w *cellWalker) walk(v reflect.Value, path paths, f cellField) error {
 	t := v.Type()
 	if isCell(t) {
-		return w.visit(foundCell{cell: v.Addr().Interface().(field.Cell), attr: path, spec: f.spec})
+		return w.visit(foundCell{cell: v.Addr().Interface().(field.Cell), attr: path.attr, bound: path.bound, spec: f.spec})
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -98,7 +135,7 @@ func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
 		fallthrough
 	case reflect.Array:
 		for i := range v.Len() {
-			if err := w.walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i), f); err != nil {
+			if err := w.walk(v.Index(i), path.index(i), f); err != nil {
 				return err
 			}
 		}
@@ -115,7 +152,7 @@ func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
 		for iter.Next() {
 			elem := reflect.New(t.Elem()).Elem()
 			elem.Set(iter.Value())
-			if err := w.walk(elem, fmt.Sprintf("%s.%v", path, iter.Key()), f); err != nil {
+			if err := w.walk(elem, path.key(iter.Key()), f); err != nil {
 				return err
 			}
 			target.SetMapIndex(iter.Key(), elem)
@@ -127,28 +164,226 @@ func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
 	return nil
 }
 
+// itemFacts reads, once per item and only when a value needs them, the
+// item's primary key (for version-2 bindings) and its context attributes.
+// Both come from the Go item through attributevalue, on write and on read
+// alike, so a number key or context value gives the same bytes both ways.
+type itemFacts struct {
+	plan *itemPlan
+	item reflect.Value
+	// raw is what DynamoDB returned, on the read side only: an attribute
+	// absent from it (left out by a projection) must not be read as the Go
+	// zero value, which would fail later as a mismatch.
+	raw map[string]types.AttributeValue
+
+	key     []enc.KeyAttribute
+	keyErr  error
+	keyDone bool
+	context map[string]string // attribute name -> context value
+}
+
+func (f *itemFacts) attr(r *attrReader, purpose string) (types.AttributeValue, error) {
+	if f.raw != nil {
+		if av, ok := f.raw[r.name]; !ok || isNull(av) {
+			return nil, fmt.Errorf("attribute %s, needed %s, is not in the item as read (a projection must include it)", r.name, purpose)
+		}
+	}
+	v, ok := fieldByIndex(f.item, r.index)
+	if !ok {
+		return nil, fmt.Errorf("attribute %s, needed %s, has no value", r.name, purpose)
+	}
+	w := reflect.New(r.wrapper).Elem()
+	w.Field(0).Set(v)
+	m, err := attributevalue.MarshalMap(w.Interface())
+	if err != nil {
+		return nil, fmt.Errorf("attribute %s, needed %s: %w", r.name, purpose, err)
+	}
+	av, ok := m[r.name]
+	if !ok || isNull(av) {
+		return nil, fmt.Errorf("attribute %s, needed %s, has no value", r.name, purpose)
+	}
+	return av, nil
+}
+
+func isNull(av types.AttributeValue) bool {
+	_, null := av.(*types.AttributeValueMemberNULL)
+	return av == nil || null
+}
+
+// binding returns the binding of the value at path bound.
+func (f *itemFacts) binding(bound string) (enc.Binding, error) {
+	if !f.keyDone {
+		f.keyDone = true
+		for _, r := range f.plan.keys {
+			av, err := f.attr(r, "to bind version-2 values to their item")
+			if err != nil {
+				f.keyErr = fmt.Errorf("%w: key %w", enc.ErrBinding, err)
+				break
+			}
+			switch v := av.(type) {
+			case *types.AttributeValueMemberS:
+				f.key = append(f.key, enc.StringKey(r.name, v.Value))
+			case *types.AttributeValueMemberN:
+				f.key = append(f.key, enc.NumberKey(r.name, v.Value))
+			case *types.AttributeValueMemberB:
+				f.key = append(f.key, enc.BinaryKey(r.name, v.Value))
+			default:
+				f.keyErr = fmt.Errorf("%w: key attribute %s is stored as %s, want a string, number or binary", enc.ErrBinding, r.name, avKind(av))
+			}
+			if f.keyErr != nil {
+				break
+			}
+		}
+	}
+	if f.keyErr != nil {
+		return enc.Binding{}, f.keyErr
+	}
+	return enc.Binding{Attribute: bound, Key: f.key}, nil
+}
+
+// itemContext returns the values of spec.ContextFrom, by context key.
+func (f *itemFacts) itemContext(spec enc.Spec) (map[string]string, error) {
+	if len(spec.ContextFrom) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(spec.ContextFrom))
+	for ck, attr := range spec.ContextFrom {
+		v, ok := f.context[attr]
+		if !ok {
+			r := f.plan.context[attr]
+			if r == nil { // New checked every spec; this is a spec it has not seen
+				return nil, fmt.Errorf("%w: context key %q: item has no attribute %s", enc.ErrItemContext, ck, attr)
+			}
+			av, err := f.attr(r, fmt.Sprintf("for encryption context key %q", ck))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", enc.ErrItemContext, err)
+			}
+			if v, err = contextValue(av); err != nil {
+				return nil, fmt.Errorf("%w: attribute %s, for context key %q: %w", enc.ErrItemContext, attr, ck, err)
+			}
+			if f.context == nil {
+				f.context = map[string]string{}
+			}
+			f.context[attr] = v
+		}
+		out[ck] = v
+	}
+	return out, nil
+}
+
+// contextValue turns a scalar attribute into an encryption context value.
+func contextValue(av types.AttributeValue) (string, error) {
+	var v string
+	switch a := av.(type) {
+	case *types.AttributeValueMemberS:
+		v = a.Value
+	case *types.AttributeValueMemberN:
+		v = a.Value
+	case *types.AttributeValueMemberB:
+		v = base64.StdEncoding.EncodeToString(a.Value)
+	case *types.AttributeValueMemberBOOL:
+		v = strconv.FormatBool(a.Value)
+	default:
+		return "", fmt.Errorf("it is %s, want a scalar (string, number, binary or boolean)", avKind(av))
+	}
+	if v == "" {
+		return "", fmt.Errorf("it is empty")
+	}
+	return v, nil
+}
+
+func avKind(av types.AttributeValue) string {
+	switch av.(type) {
+	case *types.AttributeValueMemberS:
+		return "a string"
+	case *types.AttributeValueMemberN:
+		return "a number"
+	case *types.AttributeValueMemberB:
+		return "binary"
+	case *types.AttributeValueMemberBOOL:
+		return "a boolean"
+	case *types.AttributeValueMemberNULL:
+		return "NULL"
+	case *types.AttributeValueMemberL:
+		return "a list"
+	case *types.AttributeValueMemberM:
+		return "a map"
+	case *types.AttributeValueMemberSS, *types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
+		return "a set"
+	}
+	return fmt.Sprintf("%T", av)
+}
+
+// fieldByIndex follows embedded pointers without changing anything; a nil
+// one means the field is absent.
+func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
+	for i, x := range index {
+		if i > 0 && v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}, false
+			}
+			v = v.Elem()
+		}
+		v = v.Field(x)
+	}
+	return v, true
+}
+
 // sealer seals the pending encrypted values of items before a write.
 type sealer struct {
 	encryptor *enc.Encryptor
 	plans     map[reflect.Type]*cellPlan
+	item      *itemPlan
 	reqs      []enc.SealRequest
 	cells     []field.Cell
 }
 
 // add collects the pending values of one item, held in an addressable v.
 func (s *sealer) add(v reflect.Value) error {
+	facts := itemFacts{plan: s.item, item: v}
 	w := cellWalker{plans: s.plans, copyOnWrite: true, visit: func(c foundCell) error {
-		plain, ok, err := c.cell.PendingPlaintext()
-		if err != nil {
+		fail := func(err error) error {
 			return &enc.Error{Op: enc.OpEncrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}
 		}
-		if ok {
-			s.reqs = append(s.reqs, enc.SealRequest{Spec: c.spec, Attribute: c.attr, Plaintext: plain})
-			s.cells = append(s.cells, c.cell)
+		plain, ok, err := c.cell.PendingPlaintext()
+		if err != nil {
+			return fail(err)
 		}
+		if !ok {
+			return nil
+		}
+		req := enc.SealRequest{Spec: c.spec, Attribute: c.attr, Plaintext: plain}
+		// A mode that cannot seal is refused by Seal, before any KMS call;
+		// the item need not be read for it.
+		if c.spec.Mode.CanEncrypt() {
+			if req.ItemContext, err = facts.itemContext(c.spec); err != nil {
+				clear(plain)
+				return fail(err)
+			}
+			if c.spec.Version == enc.Version2 {
+				if req.Binding, err = facts.binding(c.bound); err != nil {
+					clear(plain)
+					return fail(err)
+				}
+			}
+		}
+		s.reqs = append(s.reqs, req)
+		s.cells = append(s.cells, c.cell)
 		return nil
 	}}
-	return w.walkStruct(v, "")
+	if err := w.walkStruct(v, paths{}); err != nil {
+		s.discard()
+		return err
+	}
+	return nil
+}
+
+// discard wipes the plaintexts collected so far, when the write is abandoned.
+func (s *sealer) discard() {
+	for _, r := range s.reqs {
+		clear(r.Plaintext)
+	}
+	s.reqs, s.cells = nil, nil
 }
 
 // seal encrypts everything collected, sharing data keys across items.
@@ -157,13 +392,12 @@ func (s *sealer) seal(ctx context.Context) error {
 		return nil
 	}
 	stored, err := s.encryptor.Seal(ctx, s.reqs)
-	for _, r := range s.reqs {
-		clear(r.Plaintext)
-	}
+	cells := s.cells
+	s.discard()
 	if err != nil {
 		return err
 	}
-	for i, c := range s.cells {
+	for i, c := range cells {
 		c.SetSealed(stored[i])
 	}
 	return nil
@@ -173,11 +407,15 @@ func (s *sealer) seal(ctx context.Context) error {
 type opener struct {
 	encryptor *enc.Encryptor
 	plans     map[reflect.Type]*cellPlan
+	item      *itemPlan
 	reqs      []enc.OpenRequest
 	cells     []field.Cell
 }
 
-func (o *opener) add(v reflect.Value) error {
+// add collects the sealed values of one item, held in an addressable v and
+// unmarshalled from raw (nil when unknown).
+func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error {
+	facts := itemFacts{plan: o.item, item: v, raw: raw}
 	w := cellWalker{plans: o.plans, visit: func(c foundCell) error {
 		stored, ok := c.cell.StoredCiphertext()
 		if !ok {
@@ -187,11 +425,27 @@ func (o *opener) add(v reflect.Value) error {
 			c.cell.SetOpenError(&enc.Error{Op: enc.OpDecrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: enc.ErrWriteOnly})
 			return nil
 		}
-		o.reqs = append(o.reqs, enc.OpenRequest{Spec: c.spec, Attribute: c.attr, Stored: stored})
+		fail := func(err error) error {
+			return &enc.Error{Op: enc.OpDecrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}
+		}
+		req := enc.OpenRequest{Spec: c.spec, Attribute: c.attr, Stored: stored}
+		var err error
+		if req.ItemContext, err = facts.itemContext(c.spec); err != nil {
+			return fail(err)
+		}
+		// The value's own version decides, so a spec moved to version 2
+		// still opens version-1 values and one moved back still opens
+		// version-2 values. A malformed value is left to Open to report.
+		if version, verr := enc.EnvelopeVersion(stored); verr == nil && version == enc.Version2 {
+			if req.Binding, err = facts.binding(c.bound); err != nil {
+				return fail(err)
+			}
+		}
+		o.reqs = append(o.reqs, req)
 		o.cells = append(o.cells, c.cell)
 		return nil
 	}}
-	return w.walkStruct(v, "")
+	return w.walkStruct(v, paths{})
 }
 
 func (o *opener) open(ctx context.Context) error {

@@ -143,8 +143,9 @@ type cellField struct {
 	index []int
 	name  string
 	// spec applies to the cells reached without passing through another struct.
-	spec    enc.Spec
-	hasSpec bool
+	spec     enc.Spec
+	specName string
+	hasSpec  bool
 }
 
 // planner builds cell plans for a type and every struct type it reaches,
@@ -221,7 +222,7 @@ func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
 			if p.mode != nil {
 				spec.Mode = *p.mode
 			}
-			cf.spec, cf.hasSpec = spec, true
+			cf.spec, cf.specName, cf.hasSpec = spec, specName, true
 		case hasTag:
 			return nil, fmt.Errorf("repo: field %s has an `enc` tag but is not a field.Encrypted", where)
 		}
@@ -285,4 +286,76 @@ func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
 		return nil, nil, fmt.Errorf("repo: %s has no `repo:\"hash\"` field", t.Name())
 	}
 	return hash, rng, nil
+}
+
+// itemPlan says what sealing and opening need from an item besides its
+// encrypted values: its primary key, for the bindings of version-2 values,
+// and the attributes that specs take encryption context from.
+type itemPlan struct {
+	keys    []*attrReader          // hash, then range
+	context map[string]*attrReader // by attribute name
+}
+
+// attrReader reads one top-level attribute of an item as attributevalue
+// writes it, tag options (",string", "unixtime", "omitempty") included, so
+// that a value gives the same attribute on write and after a read.
+type attrReader struct {
+	name  string
+	index []int
+	// wrapper is a one-field struct type with the field's type and tag;
+	// marshalling it is marshalling the field as part of its item.
+	wrapper reflect.Type
+}
+
+func newAttrReader(f attrField) *attrReader {
+	// The Go name matters when the tag names no attribute.
+	wrapper := reflect.StructOf([]reflect.StructField{{Name: f.goName, Type: f.typ, Tag: f.sf.Tag}})
+	return &attrReader{name: f.name, index: f.index, wrapper: wrapper}
+}
+
+// newItemPlan checks that every attribute a spec takes context from is a
+// plain top-level attribute of t and prepares readers for it and the keys.
+func newItemPlan(t reflect.Type, hash, rng *keyField, plans map[reflect.Type]*cellPlan) (*itemPlan, error) {
+	byName := map[string]attrField{}
+	for _, f := range attrFields(t) {
+		byName[f.name] = f
+	}
+	ip := &itemPlan{context: map[string]*attrReader{}}
+	for _, k := range []*keyField{hash, rng} {
+		if k != nil {
+			ip.keys = append(ip.keys, newAttrReader(byName[k.name]))
+		}
+	}
+	types := make([]reflect.Type, 0, len(plans))
+	for pt := range plans {
+		types = append(types, pt)
+	}
+	sort.Slice(types, func(i, j int) bool { return types[i].String() < types[j].String() })
+	for _, pt := range types {
+		for _, cf := range plans[pt].fields {
+			if !cf.hasSpec {
+				continue
+			}
+			ctxKeys := make([]string, 0, len(cf.spec.ContextFrom))
+			for k := range cf.spec.ContextFrom {
+				ctxKeys = append(ctxKeys, k)
+			}
+			sort.Strings(ctxKeys)
+			for _, ck := range ctxKeys {
+				attr := cf.spec.ContextFrom[ck]
+				where := fmt.Sprintf("repo: attribute %q: spec %q takes context key %q from attribute %q", cf.name, cf.specName, ck, attr)
+				f, ok := byName[attr]
+				switch {
+				case !ok:
+					return nil, fmt.Errorf("%s, which %s does not have: %w", where, t, enc.ErrItemContext)
+				case containsCells(f.typ, map[reflect.Type]bool{}):
+					return nil, fmt.Errorf("%s, which is encrypted: %w", where, enc.ErrItemContext)
+				}
+				if ip.context[attr] == nil {
+					ip.context[attr] = newAttrReader(f)
+				}
+			}
+		}
+	}
+	return ip, nil
 }

@@ -84,6 +84,7 @@ type Repo[T any] struct {
 	client    API
 	encryptor *enc.Encryptor
 	plans     map[reflect.Type]*cellPlan
+	item      *itemPlan
 	hash, rng *keyField
 }
 
@@ -119,7 +120,11 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, hash: hash, rng: rng}, nil
+	item, err := newItemPlan(t, hash, rng, p.plans)
+	if err != nil {
+		return nil, err
+	}
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, item: item, hash: hash, rng: rng}, nil
 }
 
 // Table returns the table name.
@@ -180,7 +185,7 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types.AttributeValue, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
-	s := sealer{encryptor: r.encryptor, plans: r.plans}
+	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item}
 	for i := range copies {
 		if err := s.add(reflect.ValueOf(&copies[i]).Elem()); err != nil {
 			return nil, err
@@ -212,12 +217,12 @@ func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeVal
 
 func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []map[string]types.AttributeValue) ([]T, error) {
 	items := make([]T, len(ms))
-	o := opener{encryptor: r.encryptor, plans: r.plans}
+	o := opener{encryptor: r.encryptor, plans: r.plans, item: r.item}
 	for i, m := range ms {
 		if err := attributevalue.UnmarshalMap(m, &items[i]); err != nil {
 			return nil, fmt.Errorf("repo %s: unmarshal: %w", r.table, err)
 		}
-		if err := o.add(reflect.ValueOf(&items[i]).Elem()); err != nil {
+		if err := o.add(reflect.ValueOf(&items[i]).Elem(), m); err != nil {
 			return nil, err
 		}
 	}
