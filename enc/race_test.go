@@ -26,7 +26,7 @@ func TestConcurrentUseOfSharedCaches(t *testing.T) {
 
 	type sealed struct {
 		stored, want, tenant string
-		binding          enc.Binding
+		binding              enc.Binding
 	}
 	var (
 		mu  sync.Mutex

@@ -65,6 +65,9 @@ type cellWalker struct {
 	// caller's item through shared memory.
 	copyOnWrite bool
 	visit       func(foundCell) error
+	// storeBack collects the map stores to repeat after the visited cells
+	// have changed, since map elements are walked as copies.
+	storeBack *[]func()
 }
 
 func (w *cellWalker) walkStruct(v reflect.Value, path paths) error {
@@ -143,19 +146,25 @@ func (w *cellWalker) walk(v reflect.Value, path paths, f cellField) error {
 		if v.IsNil() {
 			return nil
 		}
-		// Map elements are not addressable: change a copy and store it back.
+		// Map elements are not addressable: work on a copy and store it
+		// back, now and again once its cells are sealed or opened, which
+		// happens after the walk (see storeBack).
 		target := v
 		if w.copyOnWrite {
 			target = reflect.MakeMapWithSize(t, v.Len())
 		}
 		iter := v.MapRange()
 		for iter.Next() {
+			key := iter.Key()
 			elem := reflect.New(t.Elem()).Elem()
 			elem.Set(iter.Value())
-			if err := w.walk(elem, path.key(iter.Key()), f); err != nil {
+			if err := w.walk(elem, path.key(key), f); err != nil {
 				return err
 			}
-			target.SetMapIndex(iter.Key(), elem)
+			target.SetMapIndex(key, elem)
+			if w.storeBack != nil {
+				*w.storeBack = append(*w.storeBack, func() { target.SetMapIndex(key, elem) })
+			}
 		}
 		if w.copyOnWrite {
 			v.Set(target)
@@ -336,12 +345,13 @@ type sealer struct {
 	item      *itemPlan
 	reqs      []enc.SealRequest
 	cells     []field.Cell
+	storeBack []func()
 }
 
 // add collects the pending values of one item, held in an addressable v.
 func (s *sealer) add(v reflect.Value) error {
 	facts := itemFacts{plan: s.item, item: v}
-	w := cellWalker{plans: s.plans, copyOnWrite: true, visit: func(c foundCell) error {
+	w := cellWalker{plans: s.plans, copyOnWrite: true, storeBack: &s.storeBack, visit: func(c foundCell) error {
 		fail := func(err error) error {
 			return &enc.Error{Op: enc.OpEncrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}
 		}
@@ -383,7 +393,7 @@ func (s *sealer) discard() {
 	for _, r := range s.reqs {
 		clear(r.Plaintext)
 	}
-	s.reqs, s.cells = nil, nil
+	s.reqs, s.cells, s.storeBack = nil, nil, nil
 }
 
 // seal encrypts everything collected, sharing data keys across items.
@@ -392,13 +402,16 @@ func (s *sealer) seal(ctx context.Context) error {
 		return nil
 	}
 	stored, err := s.encryptor.Seal(ctx, s.reqs)
-	cells := s.cells
+	cells, storeBack := s.cells, s.storeBack
 	s.discard()
 	if err != nil {
 		return err
 	}
 	for i, c := range cells {
 		c.SetSealed(stored[i])
+	}
+	for _, store := range storeBack {
+		store()
 	}
 	return nil
 }
@@ -410,13 +423,14 @@ type opener struct {
 	item      *itemPlan
 	reqs      []enc.OpenRequest
 	cells     []field.Cell
+	storeBack []func()
 }
 
 // add collects the sealed values of one item, held in an addressable v and
 // unmarshalled from raw (nil when unknown).
 func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error {
 	facts := itemFacts{plan: o.item, item: v, raw: raw}
-	w := cellWalker{plans: o.plans, visit: func(c foundCell) error {
+	w := cellWalker{plans: o.plans, storeBack: &o.storeBack, visit: func(c foundCell) error {
 		stored, ok := c.cell.StoredCiphertext()
 		if !ok {
 			return nil
@@ -449,6 +463,12 @@ func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error
 }
 
 func (o *opener) open(ctx context.Context) error {
+	// Cells in maps were given open errors (WriteOnly) during the walk.
+	defer func() {
+		for _, store := range o.storeBack {
+			store()
+		}
+	}()
 	if len(o.reqs) == 0 {
 		return nil
 	}
