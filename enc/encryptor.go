@@ -185,14 +185,14 @@ type grouper struct {
 	order []*keyGroup
 }
 
-func (g *grouper) add(id string, ref KeyRef, i int) {
+func (g *grouper) add(id []byte, ref KeyRef, i int) {
 	if g.byID == nil {
 		g.byID = map[string]*keyGroup{}
 	}
-	kg := g.byID[id]
+	kg := g.byID[string(id)] // no allocation for the lookup
 	if kg == nil {
-		kg = &keyGroup{id: id, ref: ref}
-		g.byID[id] = kg
+		kg = &keyGroup{id: string(id), ref: ref}
+		g.byID[kg.id] = kg
 		g.order = append(g.order, kg)
 	}
 	kg.reqs = append(kg.reqs, i)
@@ -204,6 +204,7 @@ func (g *grouper) add(id string, ref KeyRef, i int) {
 // forbids encryption.
 func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, error) {
 	var groups grouper
+	var scratch []byte
 	bindings := make([][]byte, len(reqs)) // encoded bindings of version-2 requests
 	for i, r := range reqs {
 		fail := func(err error) error {
@@ -224,7 +225,8 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 				return nil, fail(err)
 			}
 		}
-		groups.add(ref.id(), ref, i)
+		scratch = ref.appendID(scratch[:0])
+		groups.add(scratch, ref, i)
 	}
 	out := make([]string, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
@@ -246,23 +248,16 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 		if _, err := io.ReadFull(e.opts.random, nonces); err != nil {
 			return fail(first, fmt.Errorf("read random nonces: %w", err))
 		}
-		var v2Header []byte
+		v2 := envelope{version: Version2, encryptedKey: encKey}
 		for n, i := range g.reqs {
 			r := reqs[i]
-			env := envelope{
-				version:      r.Spec.sealVersion(),
-				encryptedKey: encKey,
-				nonce:        nonces[n*nonceSize : (n+1)*nonceSize : (n+1)*nonceSize],
-			}
+			version := r.Spec.sealVersion()
 			var aad []byte
-			if env.version == Version2 {
-				if v2Header == nil {
-					v2Header = env.header()
-				}
-				aad = append(append(make([]byte, 0, len(v2Header)+len(bindings[i])), v2Header...), bindings[i]...)
+			if version == Version2 {
+				aad = v2.appendHeader(make([]byte, 0, v2.headerLen()+len(bindings[i])))
+				aad = append(aad, bindings[i]...)
 			}
-			env.ciphertext = aead.Seal(nil, env.nonce, r.Plaintext, aad)
-			out[i] = env.String()
+			out[i] = sealEnvelope(aead, version, encKey, nonces[n*nonceSize:(n+1)*nonceSize], r.Plaintext, aad)
 		}
 		return nil
 	})
@@ -301,6 +296,7 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 	envs := make([]envelope, len(reqs))
 	aads := make([][]byte, len(reqs))
 	var groups grouper
+	var scratch []byte
 	for i, r := range reqs {
 		fail := func(err error) error {
 			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
@@ -324,11 +320,11 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 			if err != nil {
 				return nil, fail(err)
 			}
-			h := env.header()
-			aads[i] = append(append(make([]byte, 0, len(h)+len(b)), h...), b...)
+			aads[i] = append(env.appendHeader(make([]byte, 0, env.headerLen()+len(b))), b...)
 		}
 		envs[i] = env
-		groups.add(ref.id()+lengthPrefixed(env.encryptedKey), ref, i)
+		scratch = appendLengthPrefixed(ref.appendID(scratch[:0]), env.encryptedKey)
+		groups.add(scratch, ref, i)
 	}
 	out := make([][]byte, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {

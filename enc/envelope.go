@@ -42,25 +42,45 @@ type envelope struct {
 	ciphertext   []byte // GCM output: encrypted bytes with the tag appended
 }
 
-// header returns the bytes before the nonce: version, key length and
+// appendHeader appends the bytes before the nonce: version, key length and
 // encrypted data key. Version 2 authenticates them as additional data.
-func (e envelope) header() []byte {
-	h := make([]byte, 0, headerSize+len(e.encryptedKey))
-	h = append(h, e.version)
-	h = binary.BigEndian.AppendUint16(h, uint16(len(e.encryptedKey)))
-	return append(h, e.encryptedKey...)
+func (e envelope) appendHeader(dst []byte) []byte {
+	dst = append(dst, e.version)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(e.encryptedKey)))
+	return append(dst, e.encryptedKey...)
 }
 
+func (e envelope) headerLen() int { return headerSize + len(e.encryptedKey) }
+
 func (e envelope) String() string {
-	n := headerSize + len(e.encryptedKey) + len(e.nonce) + len(e.ciphertext)
-	raw := make([]byte, 0, n)
-	raw = append(raw, e.header()...)
+	raw := make([]byte, 0, e.headerLen()+len(e.nonce)+len(e.ciphertext))
+	raw = e.appendHeader(raw)
 	raw = append(raw, e.nonce...)
 	raw = append(raw, e.ciphertext...)
+	return stored(raw)
+}
+
+// stored returns the stored form of an envelope's bytes.
+func stored(raw []byte) string {
 	out := make([]byte, len(Prefix)+b64.EncodedLen(len(raw)))
 	copy(out, Prefix)
 	b64.Encode(out[len(Prefix):], raw)
 	return string(out)
+}
+
+// sealEnvelope encrypts plaintext into a whole stored value with one buffer
+// for the envelope and its encoding.
+func sealEnvelope(aead cipher.AEAD, version byte, encryptedKey, nonce, plaintext, aad []byte) string {
+	env := envelope{version: version, encryptedKey: encryptedKey}
+	rawLen := env.headerLen() + nonceSize + len(plaintext) + tagSize
+	textLen := len(Prefix) + b64.EncodedLen(rawLen)
+	buf := make([]byte, textLen+rawLen)
+	raw := env.appendHeader(buf[textLen:textLen])
+	raw = append(raw, nonce...)
+	raw = aead.Seal(raw, nonce, plaintext, aad)
+	copy(buf, Prefix)
+	b64.Encode(buf[len(Prefix):textLen], raw)
+	return string(buf[:textLen])
 }
 
 func malformed(format string, args ...any) error {
@@ -79,12 +99,10 @@ func parseEnvelope(stored string) (envelope, error) {
 	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
 		return envelope{}, malformed("line break at byte %d", i+len(Prefix))
 	}
-	raw := make([]byte, b64.DecodedLen(len(text)))
-	n, err := b64.Decode(raw, []byte(text))
+	raw, err := b64.DecodeString(text)
 	if err != nil {
 		return envelope{}, malformed("bad base64 at byte %d", base64ErrOffset(err)+len(Prefix))
 	}
-	raw = raw[:n]
 	if len(raw) < headerSize {
 		return envelope{}, malformed("%d bytes is shorter than the header", len(raw))
 	}

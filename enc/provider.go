@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // KeyRef names the KMS key, region and encryption context of one data key.
@@ -53,20 +52,27 @@ func (s Spec) keyRef(item map[string]string) (KeyRef, error) {
 	return ref, nil
 }
 
-// id identifies the values that may share one data key: the same KMS key in
+// appendID appends an id of the values that may share one data key: the same KMS key in
 // the same region under the same encryption context. Parts are
 // length-prefixed so no two refs share an id.
-func (r KeyRef) id() string {
-	var b strings.Builder
-	b.WriteString(lengthPrefixed([]byte(r.KeyID)))
-	b.WriteString(lengthPrefixed([]byte(r.Region)))
-	for _, k := range slices.Sorted(maps.Keys(r.Context)) {
-		b.WriteString(lengthPrefixed([]byte(k)))
-		b.WriteString(lengthPrefixed([]byte(r.Context[k])))
+func (r KeyRef) appendID(b []byte) []byte {
+	b = appendLengthPrefixed(b, r.KeyID)
+	b = appendLengthPrefixed(b, r.Region)
+	switch len(r.Context) {
+	case 0:
+	case 1:
+		for k, v := range r.Context {
+			b = appendLengthPrefixed(appendLengthPrefixed(b, k), v)
+		}
+	default:
+		for _, k := range slices.Sorted(maps.Keys(r.Context)) {
+			b = appendLengthPrefixed(appendLengthPrefixed(b, k), r.Context[k])
+		}
 	}
-	return b.String()
+	return b
 }
 
-func lengthPrefixed(p []byte) string {
-	return string(binary.BigEndian.AppendUint32(nil, uint32(len(p)))) + string(p)
+func appendLengthPrefixed[S ~string | ~[]byte](dst []byte, p S) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p)))
+	return append(dst, p...)
 }

@@ -3,7 +3,6 @@ package enc
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -75,11 +74,11 @@ func (s Spec) Validate() error {
 	if s.Version > Version2 {
 		return fmt.Errorf("dynoseal: spec for key %s has unknown envelope version %d", s.KeyID, s.Version)
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.ContextFrom)) {
+	for k, attr := range s.ContextFrom {
 		switch {
 		case k == "":
 			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom has an empty context key", s.KeyID)
-		case s.ContextFrom[k] == "":
+		case attr == "":
 			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom[%q] names no attribute", s.KeyID, k)
 		}
 		if _, dup := s.Context[k]; dup {

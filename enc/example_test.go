@@ -1,0 +1,144 @@
+package enc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/enc/enctest"
+)
+
+func ExampleEncryptor_Encrypt() {
+	ctx := context.Background()
+	// enctest stands in for KMS; use kmsx.New() in a program.
+	e := enc.New(enctest.New())
+	s := enc.Spec{KeyID: "alias/my-app-key"}
+
+	stored, err := e.Encrypt(ctx, s, []byte("123-45-6789"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.HasPrefix(stored, "ENC:AQ")) // version 1
+
+	plain, err := e.Decrypt(ctx, s, stored)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(plain))
+	// Output:
+	// true
+	// 123-45-6789
+}
+
+func ExampleEncryptor_Seal() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	s := enc.Spec{KeyID: "alias/my-app-key"}
+
+	stored, err := e.Seal(ctx, []enc.SealRequest{
+		{Spec: s, Attribute: "ssn", Plaintext: []byte("123-45-6789")},
+		{Spec: s, Attribute: "card", Plaintext: []byte("4111 1111 1111 1111")},
+		{Spec: s, Attribute: "pin", Plaintext: []byte("0000")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	plain, err := e.Open(ctx, []enc.OpenRequest{
+		{Spec: s, Attribute: "ssn", Stored: stored[0]},
+		{Spec: s, Attribute: "card", Stored: stored[1]},
+		{Spec: s, Attribute: "pin", Stored: stored[2]},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s | %s | %s\n", plain[0], plain[1], plain[2])
+	st := e.Stats()
+	fmt.Println("GenerateDataKey:", st.GenerateDataKeyCalls, "Decrypt:", st.DecryptCalls)
+	// Output:
+	// 123-45-6789 | 4111 1111 1111 1111 | 0000
+	// GenerateDataKey: 1 Decrypt: 1
+}
+
+func ExampleWithCache() {
+	ctx := context.Background()
+	e := enc.New(enctest.New(), enc.WithCache(enc.CacheLimits{
+		MaxAge:     5 * time.Minute,
+		MaxUses:    1000,
+		MaxEntries: 100,
+	}))
+	s := enc.Spec{KeyID: "alias/my-app-key"}
+
+	// Ten separate calls, as ten requests of a service would make.
+	var stored []string
+	for i := range 10 {
+		v, err := e.Encrypt(ctx, s, []byte(fmt.Sprint("value ", i)))
+		if err != nil {
+			panic(err)
+		}
+		stored = append(stored, v)
+	}
+	for _, v := range stored {
+		if _, err := e.Decrypt(ctx, s, v); err != nil {
+			panic(err)
+		}
+	}
+	st := e.Stats()
+	fmt.Println("GenerateDataKey:", st.GenerateDataKeyCalls, "Decrypt:", st.DecryptCalls)
+	fmt.Println("hits:", st.CacheHits, "misses:", st.CacheMisses)
+	// Output:
+	// GenerateDataKey: 1 Decrypt: 1
+	// hits: 18 misses: 2
+}
+
+func ExampleBinding() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	s := enc.Spec{KeyID: "alias/my-app-key", Version: enc.Version2}
+
+	// The SSN of USER#123 is bound to attribute ssn of that item.
+	at := func(pk, attr string) enc.Binding {
+		return enc.Binding{Attribute: attr, Key: []enc.KeyAttribute{enc.StringKey("pk", pk)}}
+	}
+	stored, err := e.SealOne(ctx, enc.SealRequest{Spec: s, Plaintext: []byte("123-45-6789"), Binding: at("USER#123", "ssn")})
+	if err != nil {
+		panic(err)
+	}
+
+	plain, err := e.OpenOne(ctx, enc.OpenRequest{Spec: s, Stored: stored, Binding: at("USER#123", "ssn")})
+	fmt.Println(string(plain), err)
+
+	// Copied to another user, or to another attribute, it does not open.
+	_, err = e.OpenOne(ctx, enc.OpenRequest{Spec: s, Stored: stored, Binding: at("USER#666", "ssn")})
+	fmt.Println(errors.Is(err, enc.ErrInvalidCiphertext))
+	_, err = e.OpenOne(ctx, enc.OpenRequest{Spec: s, Stored: stored, Binding: at("USER#123", "nickname")})
+	fmt.Println(errors.Is(err, enc.ErrInvalidCiphertext))
+	// Output:
+	// 123-45-6789 <nil>
+	// true
+	// true
+}
+
+func ExampleSpec_contextFrom() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	// Static context plus a tenant taken from each item's tenant_id attribute.
+	s := enc.Spec{
+		KeyID:       "alias/my-app-key",
+		Context:     map[string]string{"purpose": "pii"},
+		ContextFrom: map[string]string{"tenant": "tenant_id"},
+	}
+	// A repository fills ItemContext from the item; here it is given by hand.
+	stored, err := e.SealOne(ctx, enc.SealRequest{Spec: s, Plaintext: []byte("acme's secret"),
+		ItemContext: map[string]string{"tenant": "acme"}})
+	if err != nil {
+		panic(err)
+	}
+	_, err = e.OpenOne(ctx, enc.OpenRequest{Spec: s, Stored: stored,
+		ItemContext: map[string]string{"tenant": "globex"}})
+	fmt.Println(errors.Is(err, enc.ErrInvalidCiphertext))
+	// Output:
+	// true
+}
