@@ -52,9 +52,9 @@ func (s Spec) keyRef(item map[string]string) (KeyRef, error) {
 	return ref, nil
 }
 
-// appendID appends an id of the values that may share one data key: the same KMS key in
-// the same region under the same encryption context. Parts are
-// length-prefixed so no two refs share an id.
+// appendID appends an id of the values that may share one data key: the
+// same KMS key in the same region under the same encryption context. Parts
+// are length-prefixed so no two refs share an id.
 func (r KeyRef) appendID(b []byte) []byte {
 	b = appendLengthPrefixed(b, r.KeyID)
 	b = appendLengthPrefixed(b, r.Region)

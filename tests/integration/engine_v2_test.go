@@ -1,0 +1,308 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/kmsx"
+	"github.com/dynoseal/dynoseal/repo"
+	"github.com/dynoseal/dynoseal/tests/dynotest"
+)
+
+// Entry has a string hash key and a number range key, so bindings cover
+// both key types; org is where per-item encryption context comes from.
+type Entry struct {
+	Account string                  `dynamodbav:"account" repo:"hash"`
+	Seq     int                     `dynamodbav:"seq" repo:"range"`
+	Org     string                  `dynamodbav:"org"`
+	SSN     field.Encrypted[string] `dynamodbav:"ssn" enc:"entry"`
+	Notes   field.Encrypted[string] `dynamodbav:"notes" enc:"entry"`
+}
+
+func entryKey(account string, seq int) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"account": s(account), "seq": &types.AttributeValueMemberN{Value: fmt.Sprint(seq)}}
+}
+
+// entries registers spec as "entry" and returns a repository for a new table.
+func entries(t *testing.T, f *fixture, spec enc.Spec, opts ...repo.Option) *repo.Repo[Entry] {
+	t.Helper()
+	spec.KeyID = f.alias
+	f.reg.MustRegister("entry", spec)
+	return dynotest.Table[Entry](t, f.env, append([]repo.Option{repo.WithRegistry(f.reg)}, opts...)...)
+}
+
+// sameTable returns another repository on r's table, e.g. with another
+// encryptor or mode; the spec comes from f's registry.
+func sameTable[T any](t *testing.T, f *fixture, table string, opts ...repo.Option) *repo.Repo[T] {
+	t.Helper()
+	base := []repo.Option{repo.WithClient(f.env.DynamoDB), repo.WithRegistry(f.reg), repo.WithEncryptor(f.env.Encryptor())}
+	r, err := repo.New[T](table, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func cachedEncryptor(f *fixture, limits enc.CacheLimits) *enc.Encryptor {
+	return enc.New(kmsx.NewFromConfig(f.env.Config), enc.WithCache(limits))
+}
+
+func newEntry(account string, seq int, org string) Entry {
+	return Entry{Account: account, Seq: seq, Org: org,
+		SSN: field.NewEncrypted("ssn " + account), Notes: field.NewEncrypted(fmt.Sprintf("notes %s/%d", account, seq))}
+}
+
+func mustValue(t *testing.T, e field.Encrypted[string]) string {
+	t.Helper()
+	v, err := e.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestEngineVersion2RoundTrip(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Version: enc.Version2})
+	if err := r.Put(ctx, newEntry("ACC#1", 42, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	raw := f.rawItem(t, r.Table(), entryKey("ACC#1", 42))
+	for _, attr := range []string{"ssn", "notes"} {
+		if v, err := enc.EnvelopeVersion(storedString(t, raw, attr)); err != nil || v != enc.Version2 {
+			t.Fatalf("%s stored as version %d, %v", attr, v, err)
+		}
+	}
+	got, err := r.Get(ctx, repo.Key{Hash: "ACC#1", Range: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustValue(t, got.SSN) != "ssn ACC#1" || mustValue(t, got.Notes) != "notes ACC#1/42" {
+		t.Fatal("values did not round-trip")
+	}
+	// Unchanged values go back as stored, binding intact.
+	if err := r.Put(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if again := f.rawItem(t, r.Table(), entryKey("ACC#1", 42)); storedString(t, again, "ssn") != storedString(t, raw, "ssn") {
+		t.Fatal("unchanged value was re-sealed")
+	}
+	if _, err := r.Get(ctx, repo.Key{Hash: "ACC#1", Range: 42}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A version-2 ciphertext copied with a raw PutItem to another item's same
+// attribute, or to another attribute of its own item, does not open.
+func TestEngineVersion2CopiedCiphertextFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Version: enc.Version2})
+	for _, e := range []Entry{newEntry("ACC#1", 1, "acme"), newEntry("ACC#2", 1, "acme"), newEntry("ACC#1", 2, "acme")} {
+		if err := r.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	source := f.rawItem(t, r.Table(), entryKey("ACC#1", 1))
+
+	cases := []struct {
+		name      string
+		key       map[string]types.AttributeValue
+		from, to  string
+		wantAttr  string
+		sameShape bool
+	}{
+		{name: "other hash key", key: entryKey("ACC#2", 1), from: "ssn", to: "ssn", wantAttr: "ssn"},
+		{name: "other range key", key: entryKey("ACC#1", 2), from: "ssn", to: "ssn", wantAttr: "ssn"},
+		{name: "other attribute", key: entryKey("ACC#1", 1), from: "ssn", to: "notes", wantAttr: "notes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			target := f.rawItem(t, r.Table(), c.key)
+			target[c.to] = source[c.from]
+			f.rawPut(t, r.Table(), target)
+			_, err := r.Get(ctx, repo.Key{Hash: target["account"].(*types.AttributeValueMemberS).Value, Range: c.key["seq"].(*types.AttributeValueMemberN).Value})
+			if !errors.Is(err, enc.ErrInvalidCiphertext) {
+				t.Fatalf("err = %v, want ErrInvalidCiphertext", err)
+			}
+			e, ok := enc.AsError(err)
+			if !ok || e.Attribute != c.wantAttr || e.Op != enc.OpDecrypt {
+				t.Fatalf("error %#v does not name attribute %s", e, c.wantAttr)
+			}
+		})
+	}
+	// A version-1 value is not bound: the same copy opens (this is what
+	// version 2 is for).
+	f2 := newFixture(t)
+	v1 := entries(t, f2, enc.Spec{})
+	for _, e := range []Entry{newEntry("ACC#1", 1, "acme"), newEntry("ACC#2", 1, "acme")} {
+		if err := v1.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := f2.rawItem(t, v1.Table(), entryKey("ACC#2", 1))
+	target["ssn"] = f2.rawItem(t, v1.Table(), entryKey("ACC#1", 1))["ssn"]
+	f2.rawPut(t, v1.Table(), target)
+	got, err := v1.Get(ctx, repo.Key{Hash: "ACC#2", Range: 1})
+	if err != nil || mustValue(t, got.SSN) != "ssn ACC#1" {
+		t.Fatalf("version-1 copy: %v", err)
+	}
+}
+
+func TestEngineContextFromItemRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Context: map[string]string{"purpose": "pii"}, ContextFrom: map[string]string{"org": "org"}})
+	for i, org := range []string{"acme", "globex"} {
+		if err := r.Put(ctx, newEntry("ACC#1", i, org)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, org := range []string{"acme", "globex"} {
+		got, err := r.Get(ctx, repo.Key{Hash: "ACC#1", Range: i})
+		if err != nil {
+			t.Fatalf("%s: %v", org, err)
+		}
+		if got.Org != org || mustValue(t, got.Notes) != fmt.Sprintf("notes ACC#1/%d", i) {
+			t.Fatalf("%s: opened %+v", org, got)
+		}
+	}
+
+	// Changing the context attribute behind the repository's back makes KMS
+	// refuse the data key.
+	raw := f.rawItem(t, r.Table(), entryKey("ACC#1", 0))
+	raw["org"] = s("globex")
+	f.rawPut(t, r.Table(), raw)
+	_, err := r.Get(ctx, repo.Key{Hash: "ACC#1", Range: 0})
+	if !errors.Is(err, enc.ErrInvalidCiphertext) {
+		t.Fatalf("changed org: err = %v, want ErrInvalidCiphertext", err)
+	}
+
+	// A projection without the context attribute is a clear error, not a
+	// KMS call that is bound to fail.
+	before := r.Encryptor().Stats().DecryptCalls
+	_, err = r.Get(ctx, repo.Key{Hash: "ACC#1", Range: 1}, repo.Project("account", "seq", "ssn"))
+	if !errors.Is(err, enc.ErrItemContext) {
+		t.Fatalf("projection without org: err = %v, want ErrItemContext", err)
+	}
+	if r.Encryptor().Stats().DecryptCalls != before {
+		t.Fatal("a read without its context attribute called KMS")
+	}
+
+	// Writing an item without the attribute fails before any KMS call.
+	err = r.Put(ctx, newEntry("ACC#1", 9, ""))
+	if !errors.Is(err, enc.ErrItemContext) {
+		t.Fatalf("put without org: err = %v, want ErrItemContext", err)
+	}
+}
+
+// Items of one tenant share a data key within a call (and, with a cache,
+// across calls); each tenant has its own.
+func TestEnginePerTenantDataKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Version: enc.Version2, ContextFrom: map[string]string{"org": "org"}})
+	orgs := []string{"acme", "globex", "initech"}
+
+	// One Put: two encrypted fields, one tenant, one GenerateDataKey.
+	if err := r.Put(ctx, newEntry("ACC#0", 0, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Encryptor().Stats(); st.GenerateDataKeyCalls != 1 {
+		t.Fatalf("one Put of two fields made %d GenerateDataKey calls", st.GenerateDataKeyCalls)
+	}
+	// Without a cache every call makes its own data key.
+	for i := range 6 {
+		if err := r.Put(ctx, newEntry("ACC#1", i, orgs[i%3])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.Encryptor().Stats(); st.GenerateDataKeyCalls != 7 {
+		t.Fatalf("7 Puts made %d GenerateDataKey calls, want 7", st.GenerateDataKeyCalls)
+	}
+
+	// With a cache shared by the calls, one data key per tenant.
+	cached := sameTable[Entry](t, f, r.Table(), repo.WithEncryptor(cachedEncryptor(f, enc.CacheLimits{})))
+	for i := range 6 {
+		if err := cached.Put(ctx, newEntry("ACC#2", i, orgs[i%3])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := cached.Encryptor().Stats(); st.GenerateDataKeyCalls != 3 || st.CacheHits != 3 {
+		t.Fatalf("6 Puts for 3 tenants with a cache: %+v, want 3 GenerateDataKey and 3 hits", st)
+	}
+	// And reading them back decrypts each tenant's key once.
+	for i := range 6 {
+		got, err := cached.Get(ctx, repo.Key{Hash: "ACC#2", Range: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mustValue(t, got.SSN) != "ssn ACC#2" || got.Org != orgs[i%3] {
+			t.Fatalf("item %d opened to %+v", i, got)
+		}
+	}
+	if st := cached.Encryptor().Stats(); st.DecryptCalls != 3 {
+		t.Fatalf("6 Gets of 3 tenants' data keys made %d Decrypt calls, want 3", st.DecryptCalls)
+	}
+}
+
+// Cache limits hold across calls: a data key seals at most MaxUses values,
+// and a WriteOnly repository sharing the encryptor never opens from the
+// decrypt cache.
+func TestEngineCacheReuseAcrossCalls(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	e := cachedEncryptor(f, enc.CacheLimits{MaxUses: 3, MaxEntries: 10})
+	r := users(t, f, repo.WithEncryptor(e))
+	for i := range 7 {
+		if err := r.Put(ctx, User{PK: fmt.Sprint("USER#", i), SSN: field.NewEncrypted(fmt.Sprint("ssn ", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Uses 1-3 on the first key, 4-6 on the second, 7 on a third.
+	if st := e.Stats(); st.GenerateDataKeyCalls != 3 || st.CacheHits != 4 || st.CacheMisses != 3 {
+		t.Fatalf("7 Puts with MaxUses 3: %+v, want 3 GenerateDataKey, 4 hits, 3 misses", st)
+	}
+	before := e.Stats()
+	for i := range 7 {
+		u, err := r.Get(ctx, repo.Key{Hash: fmt.Sprint("USER#", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mustValue(t, u.SSN) != fmt.Sprint("ssn ", i) {
+			t.Fatalf("user %d opened wrong", i)
+		}
+	}
+	if st := e.Stats(); st.DecryptCalls-before.DecryptCalls != 3 || st.CacheHits-before.CacheHits != 4 {
+		t.Fatalf("7 Gets over 3 data keys: %+v after %+v, want 3 Decrypt and 4 hits", st, before)
+	}
+
+	// Same encryptor, WriteOnly: values stay sealed, no Decrypt, no cache use.
+	before = e.Stats()
+	writer := sameTable[User](t, f, r.Table(), repo.WithEncryptor(e), repo.WithMode(enc.WriteOnly))
+	u, err := writer.Get(ctx, repo.Key{Hash: "USER#0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.SSN.Value(); !errors.Is(err, enc.ErrWriteOnly) {
+		t.Fatalf("WriteOnly Value() = %v", err)
+	}
+	if after := e.Stats(); after.DecryptCalls != before.DecryptCalls || after.CacheHits != before.CacheHits {
+		t.Fatalf("WriteOnly read used KMS or the decrypt cache: %+v after %+v", after, before)
+	}
+	// ReadOnly with the same encryptor may not seal, even with a warm cache.
+	reader := sameTable[User](t, f, r.Table(), repo.WithEncryptor(e), repo.WithMode(enc.ReadOnly))
+	if err := reader.Put(ctx, User{PK: "USER#new", SSN: field.NewEncrypted("x")}); !errors.Is(err, enc.ErrReadOnly) {
+		t.Fatalf("ReadOnly Put: %v", err)
+	}
+	if after := e.Stats(); after.GenerateDataKeyCalls != before.GenerateDataKeyCalls || after.CacheHits != before.CacheHits {
+		t.Fatalf("ReadOnly Put used KMS or the encrypt cache: %+v after %+v", after, before)
+	}
+}
