@@ -489,9 +489,9 @@ func fieldForWrite(v reflect.Value, index []int) (reflect.Value, error) {
 	return v, nil
 }
 
-// assign stores value in dst, converting where no meaning is lost: to a
-// pointer, into a field.Encrypted (as a new value, sealed before the write),
-// between number types when the number fits, between string types.
+// assign stores value in dst, converting where no meaning is lost: to and
+// from a pointer, into a field.Encrypted (as a new value, sealed before the
+// write), between number types when the number fits, between string types.
 func assign(dst reflect.Value, value any) bool {
 	if value == nil {
 		dst.SetZero()
@@ -527,6 +527,8 @@ func assignValue(dst, v reflect.Value) bool {
 	case v.Kind() == reflect.String && dt.Kind() == reflect.String:
 		dst.SetString(v.String())
 		return true
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		return assignValue(dst, v.Elem())
 	}
 	return assignNumber(dst, v)
 }

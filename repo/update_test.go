@@ -382,13 +382,13 @@ func TestUpdateInReadOnlyModeSealsNothing(t *testing.T) {
 
 func TestUpdateNumberConversions(t *testing.T) {
 	r, db, _ := profiles(t)
-	upd := repo.NewUpdate().Add("logins", uint8(3)).Set("created", 12.0)
+	upd := repo.NewUpdate().Add("logins", uint8(3)).Set("created", 12.0).Set("address", &ProfileAddress{City: "Oslo"})
 	if _, err := r.Update(context.Background(), repo.Key{Hash: "USER#1"}, upd); err != nil {
 		t.Fatal(err)
 	}
 	in := db.updates[0]
 	got := updateClauses(t, in.ExpressionAttributeNames, in.ExpressionAttributeValues, *in.UpdateExpression)
-	if !slices.Equal(got, []string{"ADD logins 3", "SET created = 12"}) {
+	if !slices.Equal(got, []string{"ADD logins 3", `SET address = M{city:"Oslo" street:NULL}`, "SET created = 12"}) {
 		t.Fatalf("update %q", got)
 	}
 }
