@@ -181,8 +181,8 @@ type updateStep struct {
 }
 
 // updateExpression checks u against T, seals the encrypted values it sets
-// and builds the update expression. Nothing reaches KMS before every action
-// has been checked.
+// and builds the update expression. Every check runs before KMS is asked
+// for a data key.
 func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expression.UpdateBuilder, error) {
 	var ub expression.UpdateBuilder
 	if len(u.actions) == 0 {
@@ -193,67 +193,63 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		return ub, err
 	}
 
-	// Top-level values go into an item of type T, so that they are sealed
-	// and marshalled exactly as Put would seal and marshal them.
-	item := new(T)
-	iv := reflect.ValueOf(item).Elem()
-	placed := false
+	// Top-level values go into items of type T, so that they are sealed and
+	// marshalled exactly as Put would seal and marshal them. Values that hold
+	// encrypted fields (only Set takes them) go into a second item, sealed
+	// last, so that no KMS call is made for an update that fails a check.
+	plain, sealed := new(T), new(T)
+	var toSeal []*updateStep
 	for i := range steps {
 		st := &steps[i]
 		if st.kind == updateRemove || st.nested {
 			continue
 		}
-		if err := r.place(iv, st); err != nil {
-			return ub, err
+		item := plain
+		if containsCells(st.top.typ, map[reflect.Type]bool{}) {
+			item = sealed
+			toSeal = append(toSeal, st)
 		}
-		placed = true
-	}
-	var m map[string]types.AttributeValue
-	if placed {
-		if err := r.marshalKeyInto(k, item); err != nil {
+		if err := r.place(reflect.ValueOf(item).Elem(), st); err != nil {
 			return ub, err
-		}
-		if err := r.sealUpdateValues(ctx, item); err != nil {
-			return ub, err
-		}
-		if m, err = attributevalue.MarshalMap(item); err != nil {
-			return ub, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
 		}
 	}
-
+	plainMap, err := attributevalue.MarshalMap(plain)
+	if err != nil {
+		return ub, r.invalidUpdate("marshal: %w", err)
+	}
 	for i := range steps {
 		st := &steps[i]
-		if st.kind == updateRemove {
-			continue
-		}
-		if st.nested {
-			av, err := attributevalue.Marshal(st.value)
-			if err != nil {
-				return ub, r.invalidUpdate("%s %q: marshal value: %w", st.kind, st.path, err)
+		switch {
+		case st.kind == updateRemove || slices.Contains(toSeal, st):
+			continue // a Set of encrypted values takes any value that fits the field
+		case st.nested:
+			if err := r.marshalNested(st); err != nil {
+				return ub, err
 			}
-			if _, isList := av.(*types.AttributeValueMemberL); st.kind == updateAppend && !isList {
-				av = &types.AttributeValueMemberL{Value: []types.AttributeValue{av}}
-			}
-			st.av = av
-			continue
+		default:
+			r.takeValue(st, plainMap)
 		}
-		av, ok := m[st.top.name]
-		if !ok {
-			if st.kind != updateSet {
-				return ub, r.invalidUpdate("%s %q: the value is empty and the field is omitempty", st.kind, st.path)
-			}
-			// An omitempty field with an empty value: leave the item as Put
-			// would leave it, without the attribute.
-			st.kind = updateRemove
-			continue
+		if err := r.checkValueKind(*st); err != nil {
+			return ub, err
 		}
-		st.av = av
+	}
+	if len(toSeal) > 0 {
+		if err := r.marshalKeyInto(k, sealed); err != nil {
+			return ub, err
+		}
+		if err := r.sealUpdateValues(ctx, sealed); err != nil {
+			return ub, err
+		}
+		sealedMap, err := attributevalue.MarshalMap(sealed)
+		if err != nil {
+			return ub, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
+		}
+		for _, st := range toSeal {
+			r.takeValue(st, sealedMap)
+		}
 	}
 
 	for _, st := range steps {
-		if err := r.checkValueKind(st); err != nil {
-			return ub, err
-		}
 		name := expression.Name(st.path)
 		switch st.kind {
 		case updateSet:
@@ -272,6 +268,33 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		}
 	}
 	return ub, nil
+}
+
+// marshalNested marshals the value of a step below the top level, where
+// the item type says nothing about it.
+func (r *Repo[T]) marshalNested(st *updateStep) error {
+	av, err := attributevalue.Marshal(st.value)
+	if err != nil {
+		return r.invalidUpdate("%s %q: marshal value: %w", st.kind, st.path, err)
+	}
+	if _, isList := av.(*types.AttributeValueMemberL); st.kind == updateAppend && !isList {
+		av = &types.AttributeValueMemberL{Value: []types.AttributeValue{av}}
+	}
+	st.av = av
+	return nil
+}
+
+// takeValue picks a top-level step's marshalled value out of the item's
+// attributes. An omitempty field with an empty value has none: Set then
+// removes the attribute, leaving the item as Put would leave it, and any
+// other action is refused by checkValueKind.
+func (r *Repo[T]) takeValue(st *updateStep, m map[string]types.AttributeValue) {
+	av, ok := m[st.top.name]
+	if !ok && st.kind == updateSet {
+		st.kind = updateRemove
+		return
+	}
+	st.av = av
 }
 
 // sealUpdateValues seals the pending encrypted values of item, which holds
@@ -351,6 +374,9 @@ func (r *Repo[T]) place(item reflect.Value, st *updateStep) error {
 // checkValueKind rejects values that DynamoDB would refuse for the action,
 // with an error that says what would fit.
 func (r *Repo[T]) checkValueKind(st updateStep) error {
+	if st.av == nil && st.kind != updateRemove {
+		return r.invalidUpdate("%s %q: the value is empty and the field is omitempty", st.kind, st.path)
+	}
 	switch st.kind {
 	case updateAdd:
 		switch st.av.(type) {

@@ -346,6 +346,8 @@ func TestUpdateRejectedBeforeAnyRequest(t *testing.T) {
 		{"set encrypted member of document", repo.NewUpdate().Set("address.street", "Karl Johans gate 1"), "set the whole attribute"},
 		{"add to document with encrypted member", repo.NewUpdate().SetIfNotExists("address", ProfileAddress{}), "can only be Set or removed"},
 		{"encrypted value in an untyped map", repo.NewUpdate().Set("meta.x", field.NewEncrypted("123-45-6789")), "not sealed"},
+		{"sealing would precede a bad add", repo.NewUpdate().Set("ssn", "123-45-6789").Add("history", []string{"x"}), "needs a number or a set"},
+		{"sealing would precede a bad nested value", repo.NewUpdate().Set("ssn", "123-45-6789").Set("meta.x", field.NewEncrypted("123-45-6789")), "not sealed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
