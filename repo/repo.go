@@ -191,7 +191,7 @@ func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types
 	}
 	out := make([]map[string]types.AttributeValue, len(copies))
 	for i := range copies {
-		m, err := attributevalue.MarshalMap(copies[i])
+		m, err := marshalMap(copies[i])
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: marshal: %w", r.table, err)
 		}
@@ -380,4 +380,13 @@ func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
 		}
 	}
 	return false
+}
+
+// marshalMap is attributevalue.MarshalMap, except that `omitempty` also
+// leaves out values whose marshaler returns NULL, such as an absent
+// field.Encrypted: the tag then means the same for every field type.
+func marshalMap(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
+		o.OmitNullAttributeValues = true
+	})
 }

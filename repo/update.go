@@ -213,7 +213,7 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			return ub, err
 		}
 	}
-	plainMap, err := attributevalue.MarshalMap(plain)
+	plainMap, err := marshalMap(plain)
 	if err != nil {
 		return ub, r.invalidUpdate("marshal: %w", err)
 	}
@@ -240,7 +240,7 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		if err := r.sealUpdateValues(ctx, sealed); err != nil {
 			return ub, err
 		}
-		sealedMap, err := attributevalue.MarshalMap(sealed)
+		sealedMap, err := marshalMap(sealed)
 		if err != nil {
 			return ub, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
 		}
