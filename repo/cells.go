@@ -192,6 +192,9 @@ type itemFacts struct {
 }
 
 func (f *itemFacts) attr(r *attrReader, purpose string) (types.AttributeValue, error) {
+	if r == nil {
+		return nil, fmt.Errorf("no attribute known, needed %s", purpose)
+	}
 	if f.raw != nil {
 		if av, ok := f.raw[r.name]; !ok || isNull(av) {
 			return nil, fmt.Errorf("attribute %s, needed %s, is not in the item as read (a projection must include it)", r.name, purpose)
@@ -223,7 +226,14 @@ func isNull(av types.AttributeValue) bool {
 func (f *itemFacts) binding(bound string) (enc.Binding, error) {
 	if !f.keyDone {
 		f.keyDone = true
-		for _, r := range f.plan.keys {
+		var keys []*attrReader
+		if f.plan != nil {
+			keys = f.plan.keys
+		}
+		if len(keys) == 0 {
+			f.keyErr = fmt.Errorf("%w: the item's key is not known here", enc.ErrBinding)
+		}
+		for _, r := range keys {
 			av, err := f.attr(r, "to bind version-2 values to their item")
 			if err != nil {
 				f.keyErr = fmt.Errorf("%w: key %w", enc.ErrBinding, err)
@@ -259,7 +269,10 @@ func (f *itemFacts) itemContext(spec enc.Spec) (map[string]string, error) {
 	for ck, attr := range spec.ContextFrom {
 		v, ok := f.context[attr]
 		if !ok {
-			r := f.plan.context[attr]
+			var r *attrReader
+			if f.plan != nil {
+				r = f.plan.context[attr]
+			}
 			if r == nil { // New checked every spec; this is a spec it has not seen
 				return nil, fmt.Errorf("%w: context key %q: item has no attribute %s", enc.ErrItemContext, ck, attr)
 			}
@@ -299,28 +312,6 @@ func contextValue(av types.AttributeValue) (string, error) {
 		return "", fmt.Errorf("it is empty")
 	}
 	return v, nil
-}
-
-func avKind(av types.AttributeValue) string {
-	switch av.(type) {
-	case *types.AttributeValueMemberS:
-		return "a string"
-	case *types.AttributeValueMemberN:
-		return "a number"
-	case *types.AttributeValueMemberB:
-		return "binary"
-	case *types.AttributeValueMemberBOOL:
-		return "a boolean"
-	case *types.AttributeValueMemberNULL:
-		return "NULL"
-	case *types.AttributeValueMemberL:
-		return "a list"
-	case *types.AttributeValueMemberM:
-		return "a map"
-	case *types.AttributeValueMemberSS, *types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
-		return "a set"
-	}
-	return fmt.Sprintf("%T", av)
 }
 
 // fieldByIndex follows embedded pointers without changing anything; a nil

@@ -212,6 +212,13 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		if err := r.place(reflect.ValueOf(item).Elem(), st); err != nil {
 			return ub, err
 		}
+		// Plain values set alongside go into the sealed item too: a spec's
+		// ContextFrom reads its encryption context from there.
+		if item == plain && st.kind == updateSet {
+			if err := r.place(reflect.ValueOf(sealed).Elem(), st); err != nil {
+				return ub, err
+			}
+		}
 	}
 	plainMap, err := marshalMap(plain)
 	if err != nil {
@@ -301,7 +308,7 @@ func (r *Repo[T]) takeValue(st *updateStep, m map[string]types.AttributeValue) {
 // the update's top-level values and the item's key, sharing one data key per
 // KMS key and context. It is the one place where Update seals.
 func (r *Repo[T]) sealUpdateValues(ctx context.Context, item *T) error {
-	s := sealer{encryptor: r.encryptor, plans: r.plans}
+	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item}
 	if err := s.add(reflect.ValueOf(item).Elem()); err != nil {
 		return err
 	}

@@ -113,28 +113,27 @@ func TestEngineVersion2CopiedCiphertextFails(t *testing.T) {
 	source := f.rawItem(t, r.Table(), entryKey("ACC#1", 1))
 
 	cases := []struct {
-		name      string
-		key       map[string]types.AttributeValue
-		from, to  string
-		wantAttr  string
-		sameShape bool
+		name    string
+		account string
+		seq     int
+		to      string
 	}{
-		{name: "other hash key", key: entryKey("ACC#2", 1), from: "ssn", to: "ssn", wantAttr: "ssn"},
-		{name: "other range key", key: entryKey("ACC#1", 2), from: "ssn", to: "ssn", wantAttr: "ssn"},
-		{name: "other attribute", key: entryKey("ACC#1", 1), from: "ssn", to: "notes", wantAttr: "notes"},
+		{name: "other hash key", account: "ACC#2", seq: 1, to: "ssn"},
+		{name: "other range key", account: "ACC#1", seq: 2, to: "ssn"},
+		{name: "other attribute", account: "ACC#1", seq: 1, to: "notes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			target := f.rawItem(t, r.Table(), c.key)
-			target[c.to] = source[c.from]
+			target := f.rawItem(t, r.Table(), entryKey(c.account, c.seq))
+			target[c.to] = source["ssn"]
 			f.rawPut(t, r.Table(), target)
-			_, err := r.Get(ctx, repo.Key{Hash: target["account"].(*types.AttributeValueMemberS).Value, Range: c.key["seq"].(*types.AttributeValueMemberN).Value})
+			_, err := r.Get(ctx, repo.Key{Hash: c.account, Range: c.seq})
 			if !errors.Is(err, enc.ErrInvalidCiphertext) {
 				t.Fatalf("err = %v, want ErrInvalidCiphertext", err)
 			}
 			e, ok := enc.AsError(err)
-			if !ok || e.Attribute != c.wantAttr || e.Op != enc.OpDecrypt {
-				t.Fatalf("error %#v does not name attribute %s", e, c.wantAttr)
+			if !ok || e.Attribute != c.to || e.Op != enc.OpDecrypt {
+				t.Fatalf("error %#v does not name attribute %s", e, c.to)
 			}
 		})
 	}
@@ -304,5 +303,34 @@ func TestEngineCacheReuseAcrossCalls(t *testing.T) {
 	}
 	if after := e.Stats(); after.GenerateDataKeyCalls != before.GenerateDataKeyCalls || after.CacheHits != before.CacheHits {
 		t.Fatalf("ReadOnly Put used KMS or the encrypt cache: %+v after %+v", after, before)
+	}
+}
+
+// Update seals a new value with the same binding and context as Put, so Get
+// opens it; with ContextFrom the update must carry the context attribute.
+func TestEngineUpdateSealsBoundValues(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Version: enc.Version2, ContextFrom: map[string]string{"org": "org"}})
+	if err := r.Put(ctx, newEntry("ACC#1", 1, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	key := repo.Key{Hash: "ACC#1", Range: 1}
+	_, err := r.Update(ctx, key, repo.NewUpdate().Set("ssn", "new ssn"))
+	if !errors.Is(err, enc.ErrItemContext) {
+		t.Fatalf("update without org: err = %v, want ErrItemContext", err)
+	}
+	if _, err := r.Update(ctx, key, repo.NewUpdate().Set("ssn", "new ssn").Set("org", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustValue(t, got.SSN) != "new ssn" || mustValue(t, got.Notes) != "notes ACC#1/1" {
+		t.Fatalf("after update: %+v", got)
+	}
+	if v, _ := enc.EnvelopeVersion(got.SSN.Ciphertext()); v != enc.Version2 {
+		t.Fatalf("updated value is version %d", v)
 	}
 }
