@@ -5,5 +5,12 @@
 // ciphertext (see docs/format.md). [Encryptor] asks its [KeyProvider] for one
 // data key per distinct (key, region, context) in a call and seals every value
 // of that group locally, so KMS cost grows with the number of keys in play,
-// not with the number of values.
+// not with the number of values. Optional caches ([WithCache]) reuse data
+// keys across calls within limits.
+//
+// Version 1 envelopes (the default) are byte-compatible with pydynox.
+// Version 2 ([Spec].Version) binds each value to its attribute and its item's
+// primary key ([Binding]), so a ciphertext moved elsewhere does not open. A
+// spec's encryption context can be static ([Spec].Context) and taken from
+// each item ([Spec].ContextFrom), e.g. one context per tenant.
 package enc

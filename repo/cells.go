@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
@@ -206,7 +205,7 @@ func (f *itemFacts) attr(r *attrReader, purpose string) (types.AttributeValue, e
 	}
 	w := reflect.New(r.wrapper).Elem()
 	w.Field(0).Set(v)
-	m, err := attributevalue.MarshalMap(w.Interface())
+	m, err := marshalMap(w.Interface())
 	if err != nil {
 		return nil, fmt.Errorf("attribute %s, needed %s: %w", r.name, purpose, err)
 	}
