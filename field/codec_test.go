@@ -307,10 +307,22 @@ func TestOpenedBytesThatDoNotDecodeAreMalformedWithoutQuotingThem(t *testing.T) 
 		open func([]byte) error
 		in   string
 	}{
-		"syntax":   {func(b []byte) error { var e Encrypted[Card]; e.state = &state[Card]{stored: "x"}; return e.SetOpened(b) }, `{"Number": 4111x}`},
-		"overflow": {func(b []byte) error { var e Encrypted[Card]; e.state = &state[Card]{stored: "x"}; return e.SetOpened(b) }, `{"Number": 4111}`},
+		"syntax": {func(b []byte) error {
+			var e Encrypted[Card]
+			e.state = &state[Card]{stored: "x"}
+			return e.SetOpened(b)
+		}, `{"Number": 4111x}`},
+		"overflow": {func(b []byte) error {
+			var e Encrypted[Card]
+			e.state = &state[Card]{stored: "x"}
+			return e.SetOpened(b)
+		}, `{"Number": 4111}`},
 		"trailing": {func(b []byte) error { var e Encrypted[int]; e.state = &state[int]{stored: "x"}; return e.SetOpened(b) }, `4111 4111`},
-		"time":     {func(b []byte) error { var e Encrypted[time.Time]; e.state = &state[time.Time]{stored: "x"}; return e.SetOpened(b) }, `"4111-99"`},
+		"time": {func(b []byte) error {
+			var e Encrypted[time.Time]
+			e.state = &state[time.Time]{stored: "x"}
+			return e.SetOpened(b)
+		}, `"4111-99"`},
 	}
 	for name, c := range cases {
 		err := c.open([]byte(c.in))
