@@ -24,6 +24,14 @@ type cellWalker struct {
 	// caller's item through shared memory.
 	copyOnWrite bool
 	visit       func(foundCell) error
+	// writeBacks collects, for cells inside map values, the store of the
+	// changed element into its map. Map values are copies: the store must
+	// run after the cell has been sealed or opened, not during the walk.
+	writeBacks *[]func()
+	// cloned holds the pointers copyOnWrite made, so that a pointer reached
+	// twice (an embedded *struct with several encrypted fields) is cloned
+	// once and the cells found through it stay the item's cells.
+	cloned map[uintptr]bool
 }
 
 func (w *cellWalker) walkStruct(v reflect.Value, path string) error {
@@ -65,9 +73,16 @@ func (w *cellWalker) fieldByIndex(v reflect.Value, index []int) (reflect.Value, 
 }
 
 func (w *cellWalker) clonePointer(v reflect.Value) {
+	if w.cloned[v.Pointer()] {
+		return
+	}
 	c := reflect.New(v.Type().Elem())
 	c.Elem().Set(v.Elem())
 	v.Set(c)
+	if w.cloned == nil {
+		w.cloned = map[uintptr]bool{}
+	}
+	w.cloned[c.Pointer()] = true
 }
 
 func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
@@ -119,6 +134,10 @@ func (w *cellWalker) walk(v reflect.Value, path string, f cellField) error {
 				return err
 			}
 			target.SetMapIndex(iter.Key(), elem)
+			if w.writeBacks != nil {
+				key := iter.Key()
+				*w.writeBacks = append(*w.writeBacks, func() { target.SetMapIndex(key, elem) })
+			}
 		}
 		if w.copyOnWrite {
 			v.Set(target)
@@ -133,11 +152,13 @@ type sealer struct {
 	plans     map[reflect.Type]*cellPlan
 	reqs      []enc.SealRequest
 	cells     []field.Cell
+	// writeBacks store sealed map elements into their maps.
+	writeBacks []func()
 }
 
 // add collects the pending values of one item, held in an addressable v.
 func (s *sealer) add(v reflect.Value) error {
-	w := cellWalker{plans: s.plans, copyOnWrite: true, visit: func(c foundCell) error {
+	w := cellWalker{plans: s.plans, copyOnWrite: true, writeBacks: &s.writeBacks, visit: func(c foundCell) error {
 		plain, ok, err := c.cell.PendingPlaintext()
 		if err != nil {
 			return &enc.Error{Op: enc.OpEncrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}
@@ -166,6 +187,9 @@ func (s *sealer) seal(ctx context.Context) error {
 	for i, c := range s.cells {
 		c.SetSealed(stored[i])
 	}
+	for _, wb := range s.writeBacks {
+		wb()
+	}
 	return nil
 }
 
@@ -175,10 +199,12 @@ type opener struct {
 	plans     map[reflect.Type]*cellPlan
 	reqs      []enc.OpenRequest
 	cells     []field.Cell
+	// writeBacks store opened map elements into their maps.
+	writeBacks []func()
 }
 
 func (o *opener) add(v reflect.Value) error {
-	w := cellWalker{plans: o.plans, visit: func(c foundCell) error {
+	w := cellWalker{plans: o.plans, writeBacks: &o.writeBacks, visit: func(c foundCell) error {
 		stored, ok := c.cell.StoredCiphertext()
 		if !ok {
 			return nil
@@ -209,6 +235,9 @@ func (o *opener) open(ctx context.Context) error {
 			r := o.reqs[i]
 			return &enc.Error{Op: enc.OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
 		}
+	}
+	for _, wb := range o.writeBacks {
+		wb()
 	}
 	return nil
 }
