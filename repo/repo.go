@@ -191,7 +191,8 @@ func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types
 	}
 	out := make([]map[string]types.AttributeValue, len(copies))
 	for i := range copies {
-		m, err := attributevalue.MarshalMap(copies[i])
+		// An absent Encrypted marshals itself as NULL; omitempty should drop it.
+		m, err := attributevalue.MarshalMapWithOptions(copies[i], func(o *attributevalue.EncoderOptions) { o.OmitNullAttributeValues = true })
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: marshal: %w", r.table, err)
 		}
