@@ -55,11 +55,23 @@ var typeChecks sync.Map // reflect.Type -> error (nil stored as errOK)
 
 var errOK = errors.New("ok")
 
-// CheckPlainType reports whether values of t can be the T of an Encrypted:
-// it fails for a type that holds another Encrypted, whose JSON form is
-// redacted and so could not be sealed. Repositories call it for every
-// encrypted field when they are created.
-func CheckPlainType(t reflect.Type) error {
+// CheckType reports whether t, a field.Encrypted[T] type, can be sealed: it
+// fails for a T that holds another Encrypted, whose JSON form is redacted
+// and so could not be sealed, and for a t that is not an Encrypted.
+// Repositories call it for every encrypted field when they are created.
+func CheckType(t reflect.Type) error {
+	if t == nil || !t.Implements(sealedMarkerType) {
+		return fmt.Errorf("%v is not a field.Encrypted type", t)
+	}
+	plain := reflect.Zero(t).Interface().(interface{ plainType() reflect.Type }).plainType()
+	if err := checkPlainType(plain); err != nil {
+		return fmt.Errorf("field.Encrypted[%s]: %w", plain, err)
+	}
+	return nil
+}
+
+// checkPlainType reports whether values of t can be the T of an Encrypted.
+func checkPlainType(t reflect.Type) error {
 	if kindOf(t) != plainJSON {
 		return nil
 	}
@@ -89,7 +101,7 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 	}
 	seen[t] = true
 	if t.Implements(sealedMarkerType) || reflect.PointerTo(t).Implements(sealedMarkerType) {
-		return fmt.Errorf("%s is itself encrypted: an Encrypted cannot hold another Encrypted (its JSON form is redacted); use a plain type inside", t)
+		return fmt.Errorf("it holds %s: an Encrypted cannot hold another Encrypted (its JSON form is redacted); use the plain type inside", t)
 	}
 	if t.Implements(jsonMarshalerType) {
 		return nil // the type decides its own encoding
@@ -140,7 +152,7 @@ func encodePlain[T any](v T) ([]byte, error) {
 	case plainBytes:
 		return bytes.Clone(rv.Bytes()), nil
 	}
-	if err := CheckPlainType(t); err != nil {
+	if err := checkPlainType(t); err != nil {
 		return nil, &encodeError{typ: t, reason: err.Error()}
 	}
 	var buf bytes.Buffer

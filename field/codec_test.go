@@ -289,15 +289,18 @@ func TestEncryptedInsideEncryptedIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another Encrypted") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("err = %v", err)
 	}
-	if err := CheckPlainType(reflect.TypeFor[map[string][]Encrypted[int]]()); err == nil {
-		t.Fatal("CheckPlainType accepted a map of Encrypted")
+	if err := CheckType(reflect.TypeFor[Encrypted[map[string][]Encrypted[int]]]()); err == nil || !strings.Contains(err.Error(), "field.Encrypted[map[string][]field.Encrypted[int]]") {
+		t.Fatalf("CheckType of a map of Encrypted: %v", err)
 	}
-	if err := CheckPlainType(reflect.TypeFor[everything]()); err != nil {
-		t.Fatalf("CheckPlainType(everything) = %v", err)
+	if err := CheckType(reflect.TypeFor[Encrypted[everything]]()); err != nil {
+		t.Fatalf("CheckType(everything) = %v", err)
 	}
 	type Recursive struct{ Next *Recursive }
-	if err := CheckPlainType(reflect.TypeFor[Recursive]()); err != nil {
-		t.Fatalf("CheckPlainType(recursive) = %v", err)
+	if err := CheckType(reflect.TypeFor[Encrypted[Recursive]]()); err != nil {
+		t.Fatalf("CheckType(recursive) = %v", err)
+	}
+	if err := CheckType(reflect.TypeFor[everything]()); err == nil {
+		t.Fatal("CheckType accepted a type that is not an Encrypted")
 	}
 }
 

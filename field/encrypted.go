@@ -190,6 +190,8 @@ func plainTypeName[T any]() string { return reflect.TypeFor[T]().String() }
 // another is refused instead of being sealed as its redacted JSON form.
 func (Encrypted[T]) encryptedField() {}
 
+func (Encrypted[T]) plainType() reflect.Type { return reflect.TypeFor[T]() }
+
 // String returns [Redacted].
 func (e Encrypted[T]) String() string { return Redacted }
 
