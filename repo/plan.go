@@ -196,6 +196,14 @@ func directCells(t reflect.Type) bool {
 	}
 }
 
+// cellUnder returns the cell type under t, for a t that directCells accepts.
+func cellUnder(t reflect.Type) reflect.Type {
+	for !isCell(t) {
+		t = t.Elem()
+	}
+	return t
+}
+
 func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
 	if cp, ok := p.plans[t]; ok {
 		return cp, nil
@@ -217,6 +225,9 @@ func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
 			spec, ok := p.registry.Lookup(specName)
 			if !ok {
 				return nil, fmt.Errorf("repo: field %s (attribute %q): spec %q: %w", where, f.name, specName, enc.ErrNoSpec)
+			}
+			if err := field.CheckType(cellUnder(f.typ)); err != nil {
+				return nil, fmt.Errorf("repo: field %s (attribute %q): %w", where, f.name, err)
 			}
 			if p.mode != nil {
 				spec.Mode = *p.mode
