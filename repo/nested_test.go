@@ -381,3 +381,36 @@ func TestNewRejectsEncryptedInsideEncrypted(t *testing.T) {
 		t.Fatalf("err = %v, want a rejection naming Outer.Cards", err)
 	}
 }
+
+type EmbeddedValue struct {
+	PK                      string `dynamodbav:"pk" repo:"hash"`
+	field.Encrypted[string] `dynamodbav:"ssn" enc:"pii"`
+}
+
+type EmbeddedPointer struct {
+	PK                    string `dynamodbav:"pk" repo:"hash"`
+	*field.Encrypted[int] `enc:"pii"`
+}
+
+type HoldsEmbedded struct {
+	PK    string        `dynamodbav:"pk" repo:"hash"`
+	Inner EmbeddedValue `dynamodbav:"inner"`
+}
+
+func TestNewRejectsEmbeddedEncrypted(t *testing.T) {
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
+	opts := []repo.Option{repo.WithRegistry(reg), repo.WithEncryptor(enc.New(enctest.New()))}
+	check := func(name string, err error, want string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "embedded") {
+			t.Errorf("%s: err = %v, want a rejection naming %s", name, err, want)
+		}
+	}
+	_, err := repo.New[EmbeddedValue]("t", opts...)
+	check("value", err, "EmbeddedValue.Encrypted")
+	_, err = repo.New[EmbeddedPointer]("t", opts...)
+	check("pointer", err, "EmbeddedPointer.Encrypted")
+	_, err = repo.New[HoldsEmbedded]("t", opts...)
+	check("nested", err, "EmbeddedValue.Encrypted")
+}
