@@ -39,13 +39,17 @@ const Redacted = "[encrypted]"
 // Encrypted never prints, logs or JSON-encodes its plaintext.
 type Encrypted[T any] struct {
 	// state is shared by copies but never changed after it is made; every
-	// change installs a new one. A pointer also keeps the plaintext out of
-	// fmt output of unexported fields, where methods are not consulted.
+	// change installs a new one.
 	state *state[T]
 }
 
+// state keeps the plaintext two pointers away from an Encrypted. fmt cannot
+// call String or Format on an unexported field; it prints a pointer there
+// as an address, except that a verb that does not fit a pointer (%s, %q)
+// makes it print the pointed-to struct, one level deep, in its error text.
+// One level deep, value is still only a pointer, printed as an address.
 type state[T any] struct {
-	value    T
+	value    *T
 	hasValue bool   // value holds the plaintext
 	pending  bool   // value is new, changed or legacy plaintext: it must be sealed before a write
 	stored   string // the sealed form, as loaded or as sealed for a write
@@ -54,7 +58,7 @@ type state[T any] struct {
 
 // NewEncrypted returns an Encrypted holding v, to be sealed on the next write.
 func NewEncrypted[T any](v T) Encrypted[T] {
-	return Encrypted[T]{state: &state[T]{value: v, hasValue: true, pending: true}}
+	return Encrypted[T]{state: &state[T]{value: &v, hasValue: true, pending: true}}
 }
 
 // Set replaces the value; it will be sealed on the next write.
@@ -69,7 +73,7 @@ func (e Encrypted[T]) Value() (T, error) {
 	case s == nil:
 		return zero, nil
 	case s.hasValue:
-		return s.value, nil
+		return *s.value, nil
 	case s.openErr != nil:
 		return zero, s.openErr
 	default:
@@ -136,7 +140,7 @@ func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) 
 	if err != nil {
 		return fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err)
 	}
-	*e = Encrypted[T]{state: &state[T]{value: plain, hasValue: true, pending: true}}
+	*e = Encrypted[T]{state: &state[T]{value: &plain, hasValue: true, pending: true}}
 	return nil
 }
 
