@@ -128,6 +128,102 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 	return nil
 }
 
+var timeType = reflect.TypeFor[time.Time]()
+
+// holdsTime caches mayHoldTime per type.
+var holdsTime sync.Map // reflect.Type -> bool
+
+// mayHoldTime reports whether values of t can hold a time.Time that
+// encoding/json writes with time.Time's own MarshalJSON.
+func mayHoldTime(t reflect.Type) bool {
+	if v, ok := holdsTime.Load(t); ok {
+		return v.(bool)
+	}
+	found := typeMayHoldTime(t, map[reflect.Type]bool{})
+	holdsTime.Store(t, found)
+	return found
+}
+
+func typeMayHoldTime(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if t == timeType || t.Kind() == reflect.Interface {
+		return true
+	}
+	if seen[t] || t.Implements(jsonMarshalerType) {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return typeMayHoldTime(t.Elem(), seen)
+	case reflect.Map:
+		return typeMayHoldTime(t.Key(), seen) || typeMayHoldTime(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && typeMayHoldTime(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkTimeOffsets fails for a time.Time whose zone offset has seconds
+// (local mean time, before about 1900): RFC 3339, which time.Time's JSON
+// uses, writes offsets in whole minutes, so the value would come back as a
+// different instant.
+func checkTimeOffsets(v reflect.Value) error {
+	if !v.IsValid() {
+		return nil
+	}
+	t := v.Type()
+	if t == timeType {
+		if !v.CanInterface() {
+			// Reached through an unexported embedded struct, where reflect
+			// cannot read it; a corner too rare to copy the value for.
+			return nil
+		}
+		if _, offset := v.Interface().(time.Time).Zone(); offset%60 != 0 {
+			return errors.New("it holds a time.Time whose zone offset has seconds, which RFC 3339 (time.Time's JSON form) cannot carry; convert it with UTC() first")
+		}
+		return nil
+	}
+	if t.Kind() != reflect.Interface && !mayHoldTime(t) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return checkTimeOffsets(v.Elem())
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := checkTimeOffsets(v.Index(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if err := checkTimeOffsets(iter.Key()); err != nil {
+				return err
+			}
+			if err := checkTimeOffsets(iter.Value()); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() || f.Anonymous {
+				if err := checkTimeOffsets(v.Field(i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // encodeError describes a value that cannot be encoded. Its text never holds
 // the value; Unwrap gives the encoder's own error for callers who need it.
 type encodeError struct {
@@ -155,6 +251,11 @@ func encodePlain[T any](v T) ([]byte, error) {
 	if err := checkPlainType(t); err != nil {
 		return nil, &encodeError{typ: t, reason: err.Error()}
 	}
+	if mayHoldTime(t) {
+		if err := checkTimeOffsets(rv); err != nil {
+			return nil, &encodeError{typ: t, reason: err.Error()}
+		}
+	}
 	var buf bytes.Buffer
 	je := json.NewEncoder(&buf)
 	je.SetEscapeHTML(false)
@@ -181,7 +282,7 @@ func describeJSONEncodeError(err error) string {
 	case errors.As(err, &unsupportedType):
 		return fmt.Sprintf("JSON cannot encode values of type %s", unsupportedType.Type)
 	case errors.As(err, &marshaler):
-		if marshaler.Type == reflect.TypeFor[time.Time]() {
+		if marshaler.Type == timeType {
 			// time.Time's errors name a limit (year range, zone offset), not the value.
 			return marshaler.Unwrap().Error()
 		}

@@ -163,6 +163,26 @@ func TestTimeKeepsInstantAndOffset(t *testing.T) {
 	if got != now.Round(0).In(got.Location()) {
 		t.Errorf("monotonic reading should be the only thing dropped: %#v", got)
 	}
+	lmt := time.FixedZone("LMT", 19*60+32) // Amsterdam's offset before 1937
+	for name, v := range map[string]any{
+		"time":      time.Date(1900, 1, 1, 0, 0, 0, 0, lmt),
+		"in struct": struct{ When time.Time }{time.Date(1900, 1, 1, 0, 0, 0, 0, lmt)},
+		"map key":   map[time.Time]int{time.Date(1900, 1, 1, 0, 0, 0, 0, lmt): 1},
+		"in any":    []any{"x", time.Date(1900, 1, 1, 0, 0, 0, 0, lmt)},
+	} {
+		if err := sealError(v); err == nil || !strings.Contains(err.Error(), "offset has seconds") {
+			t.Errorf("%s: a zone offset with seconds: %v, want an error", name, err)
+		}
+	}
+	if err := sealError(time.Date(1900, 1, 1, 0, 0, 0, 0, lmt)); err == nil {
+		t.Error("time.Time with a zone offset with seconds sealed")
+	}
+	if err := sealError([]struct{ When *time.Time }{{}}); err != nil {
+		t.Errorf("nil *time.Time: %v", err)
+	}
+	if got, _ := roundTrip(t, time.Date(1900, 1, 1, 0, 0, 0, 0, lmt).UTC()); !got.Equal(time.Date(1900, 1, 1, 0, 0, 0, 0, lmt)) {
+		t.Error("the UTC form of a local mean time does not round-trip")
+	}
 	err := sealError(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err == nil || !strings.Contains(err.Error(), "time.Time") || !strings.Contains(err.Error(), "year") {
 		t.Errorf("year 10000: %v, want an error naming time.Time and the year range", err)
