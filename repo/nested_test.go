@@ -414,3 +414,41 @@ func TestNewRejectsEmbeddedEncrypted(t *testing.T) {
 	_, err = repo.New[HoldsEmbedded]("t", opts...)
 	check("nested", err, "EmbeddedValue.Encrypted")
 }
+
+func TestLegacyPlaintextInEachMode(t *testing.T) {
+	ctx := context.Background()
+	legacy := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "A"}, "sk": &types.AttributeValueMemberN{Value: "1"},
+		"ssn": &types.AttributeValueMemberS{Value: "123-45-6789"},
+	}
+	for _, mode := range []enc.Mode{enc.ReadWrite, enc.WriteOnly, enc.ReadOnly} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r, keys := newRepo(t, repo.WithMode(mode))
+			a, err := r.Unmarshal(ctx, legacy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// It was never encrypted, so every mode reads it, without KMS.
+			if v, err := a.SSN.Value(); err != nil || v != "123-45-6789" {
+				t.Fatalf("Value() = %q, %v", v, err)
+			}
+			m, err := r.Marshal(ctx, a)
+			if mode == enc.ReadOnly {
+				// Writing it back would need sealing.
+				if !errors.Is(err, enc.ErrReadOnly) {
+					t.Fatalf("ReadOnly write-back of a legacy value: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := m["ssn"].(*types.AttributeValueMemberS).Value; !enc.IsEncrypted(s) || strings.Contains(s, "6789") {
+				t.Fatalf("legacy value written back as %q", s)
+			}
+			if keys.Decrypts.Load() != 0 {
+				t.Fatal("a legacy value cost a Decrypt")
+			}
+		})
+	}
+}
