@@ -263,8 +263,9 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids 
 // Duplicate keys fail with ErrDuplicateKey before anything is sent. When
 // some keys could not be read, BatchGet returns the items it did read
 // together with a *BatchError naming the others. When the items read cannot
-// be opened (e.g. KMS denies the Decrypt), no item is returned and the
-// *BatchError names every key, wrapping the *enc.Error.
+// be opened (KMS denies the Decrypt, or ctx ends first), no item is returned
+// and the *BatchError names every key except those known to have no item,
+// wrapping the *enc.Error.
 func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
 	o, err := readOptions("BatchGet", 0, opts)
 	if err != nil {
@@ -335,15 +336,20 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
 
 	var avs []attributeMap
-	for _, av := range found {
+	var read []int
+	for i, av := range found {
 		if av != nil {
 			avs = append(avs, av)
+			read = append(read, i)
 		}
 	}
 	items, err := r.unmarshalAll(ctx, avs)
 	if err != nil {
-		// Nothing is delivered, so no key is processed.
-		return nil, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: keys, Total: len(keys), Err: joinCauses(err, cause)}
+		// The items read are not delivered either; only keys known to
+		// have no item are done.
+		undelivered := append(read, left...)
+		slices.Sort(undelivered)
+		return nil, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, undelivered), Total: len(keys), Err: joinCauses(err, cause)}
 	}
 	if len(left) > 0 {
 		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, left), Total: len(keys), Err: cause}
