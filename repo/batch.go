@@ -163,7 +163,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 			return fmt.Errorf("repo %s: BatchPut: item %d: %w", r.table, i, err)
 		}
 	}
-	if _, err := r.keyIDs("BatchPut", keys); err != nil {
+	if _, err := r.keyMaps("BatchPut", keys); err != nil {
 		return err
 	}
 	avs, err := r.marshalAll(ctx, items)
@@ -203,15 +203,15 @@ func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) error {
 	if err != nil {
 		return err
 	}
-	kms, err := r.keyIDs("BatchDelete", keys)
+	keyMaps, err := r.keyMaps("BatchDelete", keys)
 	if err != nil {
 		return err
 	}
 	reqs := make([]types.WriteRequest, len(keys))
 	ids := make([]string, len(keys))
 	sizes := make([]int, len(keys))
-	for i, km := range kms {
-		ids[i], _ = r.keyID(km) // keyIDs has checked it
+	for i, km := range keyMaps {
+		ids[i], _ = r.keyID(km) // keyMaps has checked it
 		sizes[i] = itemSize(km)
 		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: km}}
 	}
@@ -278,14 +278,14 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	if err != nil {
 		return nil, err
 	}
-	kms, err := r.keyIDs("BatchGet", keys)
+	keyMaps, err := r.keyMaps("BatchGet", keys)
 	if err != nil {
 		return nil, err
 	}
 	ids := make([]string, len(keys))
 	sizes := make([]int, len(keys))
-	for i, km := range kms {
-		ids[i], _ = r.keyID(km) // keyIDs has checked it
+	for i, km := range keyMaps {
+		ids[i], _ = r.keyID(km) // keyMaps has checked it
 		sizes[i] = itemSize(km)
 	}
 	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
@@ -307,7 +307,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		ka := request
 		ka.Keys = make([]attributeMap, len(idx))
 		for j, i := range idx {
-			ka.Keys[j] = kms[i]
+			ka.Keys[j] = keyMaps[i]
 		}
 		out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{r.table: ka}})
 		if err != nil {
@@ -380,8 +380,8 @@ func (r *Repo[T]) keyOf(item *T) (Key, error) {
 	return k, nil
 }
 
-// keyIDs marshals keys and rejects the call if two of them are equal.
-func (r *Repo[T]) keyIDs(op string, keys []Key) ([]attributeMap, error) {
+// keyMaps marshals keys and rejects the call if two of them are equal.
+func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {
 	out := make([]attributeMap, len(keys))
 	seen := make(map[string]int, len(keys))
 	for i, k := range keys {
@@ -443,11 +443,11 @@ func (r *Repo[T]) match(idx []int, ids []string, ms []attributeMap) ([]int, erro
 	for j, m := range ms {
 		id, err := r.keyID(m)
 		if err != nil {
-			return nil, fmt.Errorf("response: %w", err)
+			return nil, fmt.Errorf("DynamoDB response: %w", err)
 		}
 		i, ok := pos[id]
 		if !ok {
-			return nil, fmt.Errorf("response names a key that was not requested")
+			return nil, errors.New("DynamoDB response names a key that was not requested")
 		}
 		out[j] = i
 	}
