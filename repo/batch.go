@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,10 +157,8 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 		return err
 	}
 	keys := make([]Key, len(items))
-	for i := range items {
-		if keys[i], err = r.keyOf(&items[i]); err != nil {
-			return fmt.Errorf("repo %s: BatchPut: item %d: %w", r.table, i, err)
-		}
+	for i, item := range items {
+		keys[i] = r.keyOf(item)
 	}
 	if _, err := r.keyMaps("BatchPut", keys); err != nil {
 		return err
@@ -358,27 +355,6 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 }
 
 type attributeMap = map[string]types.AttributeValue
-
-// keyOf reads the key fields of item.
-func (r *Repo[T]) keyOf(item *T) (Key, error) {
-	v := reflect.ValueOf(item).Elem()
-	var k Key
-	for _, f := range []*keyField{r.hash, r.rng} {
-		if f == nil {
-			continue
-		}
-		fv, err := v.FieldByIndexErr(f.index)
-		if err != nil {
-			return Key{}, fmt.Errorf("key %s: %w", f.name, err)
-		}
-		if f == r.hash {
-			k.Hash = fv.Interface()
-		} else {
-			k.Range = fv.Interface()
-		}
-	}
-	return k, nil
-}
 
 // keyMaps marshals keys and rejects the call if two of them are equal.
 func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {

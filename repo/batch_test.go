@@ -49,7 +49,7 @@ func newFakeBatchDB(t testing.TB) *fakeBatchDB {
 	return &fakeBatchDB{t: t, items: map[string]map[string]types.AttributeValue{}}
 }
 
-func fakeKey(m map[string]types.AttributeValue) string {
+func fakeBatchKey(m map[string]types.AttributeValue) string {
 	pk, _ := m["pk"].(*types.AttributeValueMemberS)
 	sk, _ := m["sk"].(*types.AttributeValueMemberN)
 	if pk == nil || sk == nil {
@@ -105,7 +105,7 @@ func (f *fakeBatchDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrit
 		} else {
 			m = w.DeleteRequest.Key
 		}
-		k := fakeKey(m)
+		k := fakeBatchKey(m)
 		if seen[k] {
 			f.t.Errorf("BatchWriteItem names %s twice", k)
 			return nil, errors.New("fake: duplicate key")
@@ -151,7 +151,7 @@ func (f *fakeBatchDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetIte
 	seen := map[string]bool{}
 	out := &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{}, UnprocessedKeys: map[string]types.KeysAndAttributes{}}
 	for _, km := range ka.Keys {
-		k := fakeKey(km)
+		k := fakeBatchKey(km)
 		if seen[k] {
 			f.t.Errorf("BatchGetItem names %s twice", k)
 			return nil, errors.New("fake: duplicate key")
@@ -197,7 +197,7 @@ func batchRepo(t *testing.T, db *fakeBatchDB, opts ...repo.Option) (*repo.Repo[A
 	return newRepo(t, append(base, opts...)...)
 }
 
-func accounts(n int) []Account {
+func batchAccounts(n int) []Account {
 	out := make([]Account, n)
 	for i := range out {
 		out[i] = Account{
@@ -212,7 +212,7 @@ func accounts(n int) []Account {
 	return out
 }
 
-func accountKeys(from, to int) []repo.Key {
+func batchAccountKeys(from, to int) []repo.Key {
 	var out []repo.Key
 	for i := from; i < to; i++ {
 		out = append(out, repo.Key{Hash: "A", Range: i})
@@ -220,7 +220,7 @@ func accountKeys(from, to int) []repo.Key {
 	return out
 }
 
-func checkAccount(t *testing.T, a Account, i int) {
+func checkBatchAccount(t *testing.T, a Account, i int) {
 	t.Helper()
 	ssn, err1 := a.SSN.Value()
 	card, err2 := a.Card.Value()
@@ -238,7 +238,7 @@ func TestBatchPutSealsTheWholeCallWithOneDataKey(t *testing.T) {
 	ctx := context.Background()
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
-	items := accounts(30)
+	items := batchAccounts(30)
 	if err := r.BatchPut(ctx, items); err != nil {
 		t.Fatal(err)
 	}
@@ -268,13 +268,13 @@ func TestBatchGetReturnsItemsInKeyOrderAndOpensWithOneDecrypt(t *testing.T) {
 	ctx := context.Background()
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
-	if err := r.BatchPut(ctx, accounts(260)); err != nil {
+	if err := r.BatchPut(ctx, batchAccounts(260)); err != nil {
 		t.Fatal(err)
 	}
 	if n := db.writes.Load(); n != 11 {
 		t.Fatalf("%d BatchWriteItem requests for 260 items, want 11", n)
 	}
-	want := accountKeys(0, 265) // 260..264 do not exist
+	want := batchAccountKeys(0, 265) // 260..264 do not exist
 	rand.Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
 
 	got, err := r.BatchGet(ctx, want)
@@ -292,7 +292,7 @@ func TestBatchGetReturnsItemsInKeyOrderAndOpensWithOneDecrypt(t *testing.T) {
 		if k.Range.(int) >= 260 {
 			continue
 		}
-		checkAccount(t, got[j], k.Range.(int))
+		checkBatchAccount(t, got[j], k.Range.(int))
 		j++
 	}
 	if n := keys.Decrypts.Load(); n != 1 {
@@ -309,10 +309,10 @@ func TestBatchGetTakesConsistentReadAndProjection(t *testing.T) {
 	ctx := context.Background()
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
-	if err := r.BatchPut(ctx, accounts(3)); err != nil {
+	if err := r.BatchPut(ctx, batchAccounts(3)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.BatchGet(ctx, accountKeys(0, 3), repo.ConsistentRead(), repo.Project("name"))
+	got, err := r.BatchGet(ctx, batchAccountKeys(0, 3), repo.ConsistentRead(), repo.Project("name"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestBatchGetTakesConsistentReadAndProjection(t *testing.T) {
 	if keys.Decrypts.Load() != 0 {
 		t.Fatal("Decrypt called with no encrypted attribute read")
 	}
-	if _, err := r.BatchGet(ctx, accountKeys(0, 3), repo.Limit(2)); err == nil || !strings.Contains(err.Error(), "BatchGet does not take a limit") {
+	if _, err := r.BatchGet(ctx, batchAccountKeys(0, 3), repo.Limit(2)); err == nil || !strings.Contains(err.Error(), "BatchGet does not take a limit") {
 		t.Fatalf("BatchGet with a limit: %v", err)
 	}
 }
@@ -356,13 +356,13 @@ func TestBatchRetriesUnprocessedUntilDone(t *testing.T) {
 	}
 	r, _ := batchRepo(t, db)
 
-	if err := r.BatchPut(ctx, accounts(60)); err != nil {
+	if err := r.BatchPut(ctx, batchAccounts(60)); err != nil {
 		t.Fatal(err)
 	}
 	if db.count() != 60 {
 		t.Fatalf("%d items stored, want 60", db.count())
 	}
-	got, err := r.BatchGet(ctx, accountKeys(0, 60))
+	got, err := r.BatchGet(ctx, batchAccountKeys(0, 60))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,9 +370,9 @@ func TestBatchRetriesUnprocessedUntilDone(t *testing.T) {
 		t.Fatalf("%d items read, want 60", len(got))
 	}
 	for i, a := range got {
-		checkAccount(t, a, i)
+		checkBatchAccount(t, a, i)
 	}
-	if err := r.BatchDelete(ctx, accountKeys(0, 60)); err != nil {
+	if err := r.BatchDelete(ctx, batchAccountKeys(0, 60)); err != nil {
 		t.Fatal(err)
 	}
 	if db.count() != 0 {
@@ -396,7 +396,7 @@ func TestBatchRetriesThrottledRequests(t *testing.T) {
 		return nil
 	}
 	r, _ := batchRepo(t, db)
-	if err := r.BatchPut(context.Background(), accounts(10)); err != nil {
+	if err := r.BatchPut(context.Background(), batchAccounts(10)); err != nil {
 		t.Fatal(err)
 	}
 	if db.count() != 10 || db.calls.Load() != 3 {
@@ -417,7 +417,7 @@ func TestBatchContextEndNamesTheUnprocessedKeys(t *testing.T) {
 	}
 	r, _ := batchRepo(t, db, repo.WithBatchConcurrency(1), repo.WithBatchBackoff(time.Hour, time.Hour))
 
-	err := r.BatchPut(ctx, accounts(30))
+	err := r.BatchPut(ctx, batchAccounts(30))
 	var be *repo.BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want a *repo.BatchError", err)
@@ -456,7 +456,7 @@ func TestBatchFailedRequestStopsTheCallAndNamesWhatWasNotWritten(t *testing.T) {
 		return nil
 	}
 	r, _ := batchRepo(t, db, repo.WithBatchConcurrency(1))
-	err := r.BatchPut(context.Background(), accounts(60))
+	err := r.BatchPut(context.Background(), batchAccounts(60))
 	var be *repo.BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v", err)
@@ -477,13 +477,13 @@ func TestBatchRejectsDuplicateKeysBeforeAnyRequest(t *testing.T) {
 	ctx := context.Background()
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
-	items := accounts(5)
+	items := batchAccounts(5)
 	items[4].SK = 2
 	err := r.BatchPut(ctx, items)
 	if !errors.Is(err, repo.ErrDuplicateKey) || !strings.Contains(err.Error(), `{Hash:"A" Range:2}`) {
 		t.Fatalf("BatchPut: %v", err)
 	}
-	dup := append(accountKeys(0, 5), repo.Key{Hash: "A", Range: 3})
+	dup := append(batchAccountKeys(0, 5), repo.Key{Hash: "A", Range: 3})
 	if _, err := r.BatchGet(ctx, dup); !errors.Is(err, repo.ErrDuplicateKey) || !strings.Contains(err.Error(), `{Hash:"A" Range:3}`) {
 		t.Fatalf("BatchGet: %v", err)
 	}
@@ -501,11 +501,11 @@ func TestBatchPutWritesNothingWhenSealingFails(t *testing.T) {
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
 	keys.Fail = func(op string, _ enc.KeyRef) error { return enc.ErrAccessDenied }
-	if err := r.BatchPut(ctx, accounts(40)); !errors.Is(err, enc.ErrAccessDenied) {
+	if err := r.BatchPut(ctx, batchAccounts(40)); !errors.Is(err, enc.ErrAccessDenied) {
 		t.Fatalf("err = %v", err)
 	}
 	ro, _ := batchRepo(t, db, repo.WithMode(enc.ReadOnly))
-	if err := ro.BatchPut(ctx, accounts(40)); !errors.Is(err, enc.ErrReadOnly) {
+	if err := ro.BatchPut(ctx, batchAccounts(40)); !errors.Is(err, enc.ErrReadOnly) {
 		t.Fatalf("ReadOnly: err = %v", err)
 	}
 	if db.calls.Load() != 0 {
@@ -516,7 +516,7 @@ func TestBatchPutWritesNothingWhenSealingFails(t *testing.T) {
 func TestBatchPutRejectsItemsOver400KB(t *testing.T) {
 	db := newFakeBatchDB(t)
 	r, _ := batchRepo(t, db)
-	items := accounts(3)
+	items := batchAccounts(3)
 	items[1].Name = strings.Repeat("x", 400<<10)
 	err := r.BatchPut(context.Background(), items)
 	if !errors.Is(err, repo.ErrItemTooLarge) || !strings.Contains(err.Error(), `{Hash:"A" Range:1}`) {
@@ -531,7 +531,7 @@ func TestBatchConcurrencyIsBounded(t *testing.T) {
 	db := newFakeBatchDB(t)
 	db.gate = 3
 	r, _ := batchRepo(t, db, repo.WithBatchConcurrency(3))
-	if err := r.BatchPut(context.Background(), accounts(200)); err != nil {
+	if err := r.BatchPut(context.Background(), batchAccounts(200)); err != nil {
 		t.Fatal(err)
 	}
 	if n := db.maxInFlight.Load(); n != 3 {
@@ -543,16 +543,16 @@ func TestBatchGetReportsKeysWhoseItemsCannotBeOpened(t *testing.T) {
 	ctx := context.Background()
 	db := newFakeBatchDB(t)
 	r, keys := batchRepo(t, db)
-	if err := r.BatchPut(ctx, accounts(5)); err != nil {
+	if err := r.BatchPut(ctx, batchAccounts(5)); err != nil {
 		t.Fatal(err)
 	}
 	keys.Fail = func(op string, _ enc.KeyRef) error { return enc.ErrAccessDenied }
-	got, err := r.BatchGet(ctx, accountKeys(0, 8)) // 5..7 have no item
+	got, err := r.BatchGet(ctx, batchAccountKeys(0, 8)) // 5..7 have no item
 	var be *repo.BatchError
 	if got != nil || !errors.As(err, &be) || !errors.Is(err, enc.ErrAccessDenied) {
 		t.Fatalf("got %d items, err %v", len(got), err)
 	}
-	if fmt.Sprint(be.Unprocessed) != fmt.Sprint(accountKeys(0, 5)) || be.Total != 8 {
+	if fmt.Sprint(be.Unprocessed) != fmt.Sprint(batchAccountKeys(0, 5)) || be.Total != 8 {
 		t.Fatalf("unprocessed %v of %d, want the five items read but not opened", be.Unprocessed, be.Total)
 	}
 	if _, ok := enc.AsError(err); !ok {
@@ -581,8 +581,8 @@ func TestBatchCallsWithNothingToDoSendNothing(t *testing.T) {
 // opening) against an in-memory table and key provider.
 func BenchmarkBatchPutGet1000(b *testing.B) {
 	ctx := context.Background()
-	items := accounts(1000)
-	keys := accountKeys(0, 1000)
+	items := batchAccounts(1000)
+	keys := batchAccountKeys(0, 1000)
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
 	r, err := repo.New[Account]("accounts", repo.WithRegistry(reg), repo.WithEncryptor(enc.New(enctest.New())), repo.WithClient(newFakeBatchDB(b)))

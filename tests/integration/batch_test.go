@@ -34,7 +34,7 @@ type batchCustomer struct {
 
 // Every plaintext of an encrypted field contains this marker, so a raw item
 // can be searched for any of them.
-const plainMarker = "PLAIN"
+const batchPlainMarker = "PLAIN"
 
 func newBatchCustomers(n int) []batchCustomer {
 	out := make([]batchCustomer, n)
@@ -43,9 +43,9 @@ func newBatchCustomers(n int) []batchCustomer {
 			Tenant: "acme",
 			ID:     i,
 			Name:   fmt.Sprintf("customer %d", i),
-			Card:   field.NewEncrypted(fmt.Sprintf("4111-%s-%04d", plainMarker, i)),
-			SSN:    field.NewEncrypted(fmt.Sprintf("%s-%03d-45-6789", plainMarker, i)),
-			Notes:  field.NewEncrypted([]byte(fmt.Sprintf("notes %s %d", plainMarker, i))),
+			Card:   field.NewEncrypted(fmt.Sprintf("4111-%s-%04d", batchPlainMarker, i)),
+			SSN:    field.NewEncrypted(fmt.Sprintf("%s-%03d-45-6789", batchPlainMarker, i)),
+			Notes:  field.NewEncrypted([]byte(fmt.Sprintf("notes %s %d", batchPlainMarker, i))),
 		}
 	}
 	return out
@@ -59,7 +59,7 @@ func batchKeys(ids ...int) []repo.Key {
 	return out
 }
 
-func idRange(from, to int) []int {
+func batchIDRange(from, to int) []int {
 	var out []int
 	for i := from; i < to; i++ {
 		out = append(out, i)
@@ -76,9 +76,9 @@ func checkBatchCustomer(t *testing.T, c batchCustomer, id int) {
 		t.Fatalf("customer %d: %v", id, err)
 	}
 	if c.Tenant != "acme" || c.ID != id || c.Name != fmt.Sprintf("customer %d", id) ||
-		card != fmt.Sprintf("4111-%s-%04d", plainMarker, id) ||
-		ssn != fmt.Sprintf("%s-%03d-45-6789", plainMarker, id) ||
-		string(notes) != fmt.Sprintf("notes %s %d", plainMarker, id) {
+		card != fmt.Sprintf("4111-%s-%04d", batchPlainMarker, id) ||
+		ssn != fmt.Sprintf("%s-%03d-45-6789", batchPlainMarker, id) ||
+		string(notes) != fmt.Sprintf("notes %s %d", batchPlainMarker, id) {
 		t.Fatalf("customer %d read back as ID %d, name %q (fields differ)", id, c.ID, c.Name)
 	}
 }
@@ -92,7 +92,7 @@ func batchRepo(t *testing.T, f *fixture, opts ...repo.Option) *repo.Repo[batchCu
 }
 
 // scanRaw reads every item of table with plain Scans, bypassing the repository.
-func scanRaw(t *testing.T, f *fixture, table string) []map[string]types.AttributeValue {
+func batchScanRaw(t *testing.T, f *fixture, table string) []map[string]types.AttributeValue {
 	t.Helper()
 	var out []map[string]types.AttributeValue
 	p := dynamodb.NewScanPaginator(f.env.DynamoDB, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
@@ -108,11 +108,11 @@ func scanRaw(t *testing.T, f *fixture, table string) []map[string]types.Attribut
 
 // checkNoPlaintext fails if any string in a raw item holds a plaintext, and
 // checks that the encrypted attributes are stored sealed.
-func checkNoPlaintext(t *testing.T, items []map[string]types.AttributeValue) {
+func checkBatchNoPlaintext(t *testing.T, items []map[string]types.AttributeValue) {
 	t.Helper()
 	for _, item := range items {
 		for attr, v := range item {
-			if s, ok := v.(*types.AttributeValueMemberS); ok && strings.Contains(s.Value, plainMarker) {
+			if s, ok := v.(*types.AttributeValueMemberS); ok && strings.Contains(s.Value, batchPlainMarker) {
 				t.Fatalf("raw attribute %s holds plaintext", attr)
 			}
 		}
@@ -270,7 +270,7 @@ func (in *unprocessedInjector) handle(ctx context.Context, input middleware.Init
 	return next.HandleInitialize(ctx, input)
 }
 
-func idOf(key map[string]types.AttributeValue) string {
+func batchIDOf(key map[string]types.AttributeValue) string {
 	if n, ok := key["id"].(*types.AttributeValueMemberN); ok {
 		return n.Value
 	}
@@ -295,14 +295,14 @@ func TestBatch1000ItemsPutGetDelete(t *testing.T) {
 	if n := count.writes.Load(); n != 40 {
 		t.Fatalf("%d BatchWriteItem requests for 1,000 items, want 40", n)
 	}
-	raw := scanRaw(t, f, r.Table())
+	raw := batchScanRaw(t, f, r.Table())
 	if len(raw) != 1000 {
 		t.Fatalf("%d items in the table, want 1000", len(raw))
 	}
-	checkNoPlaintext(t, raw)
+	checkBatchNoPlaintext(t, raw)
 
 	// All 1,000 keys in a random order, and ten that do not exist.
-	ids := idRange(0, 1010)
+	ids := batchIDRange(0, 1010)
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	start = time.Now()
 	got, err := r.BatchGet(ctx, batchKeys(ids...))
@@ -329,12 +329,12 @@ func TestBatch1000ItemsPutGetDelete(t *testing.T) {
 	}
 
 	start = time.Now()
-	if err := r.BatchDelete(ctx, batchKeys(idRange(0, 1000)...)); err != nil {
+	if err := r.BatchDelete(ctx, batchKeys(batchIDRange(0, 1000)...)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: BatchPut 1000 in %v (%d requests), BatchGet 1010 keys in %v (%d requests), BatchDelete 1000 in %v; KMS %+v",
 		f.env.Backend, putTime, 40, getTime, 11, time.Since(start), r.Encryptor().Stats())
-	if n := len(scanRaw(t, f, r.Table())); n != 0 {
+	if n := len(batchScanRaw(t, f, r.Table())); n != 0 {
 		t.Fatalf("%d items left after BatchDelete", n)
 	}
 }
@@ -349,8 +349,8 @@ func TestBatchPut30ItemsWith3EncryptedFieldsMakesOneGenerateDataKey(t *testing.T
 	if st := r.Encryptor().Stats(); st.GenerateDataKeyCalls != 1 || st.DecryptCalls != 0 {
 		t.Fatalf("KMS calls %+v, want exactly one GenerateDataKey for 90 values", st)
 	}
-	checkNoPlaintext(t, scanRaw(t, f, r.Table()))
-	got, err := r.BatchGet(ctx, batchKeys(idRange(0, 30)...), repo.ConsistentRead())
+	checkBatchNoPlaintext(t, batchScanRaw(t, f, r.Table()))
+	got, err := r.BatchGet(ctx, batchKeys(batchIDRange(0, 30)...), repo.ConsistentRead())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestBatchOnHashKeyOnlyTable(t *testing.T) {
 	if err := r.BatchDelete(ctx, []repo.Key{{Hash: "USER#1"}, {Hash: "USER#2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(scanRaw(t, f, r.Table())); n != 0 {
+	if n := len(batchScanRaw(t, f, r.Table())); n != 0 {
 		t.Fatalf("%d items left", n)
 	}
 }
@@ -423,7 +423,7 @@ func TestBatchUnprocessedItemsInjectedBySDKMiddlewareAreRetried(t *testing.T) {
 	var phase atomic.Int64 // calls before the current operation
 	inj := &unprocessedInjector{hold: func(n int, key map[string]types.AttributeValue) bool {
 		var id int
-		fmt.Sscan(idOf(key), &id)
+		fmt.Sscan(batchIDOf(key), &id)
 		return n-int(phase.Load()) <= 8 && id%4 == 0
 	}}
 	r := batchRepo(t, f, repo.WithClient(inj.client(f.env)), repo.WithBatchBackoff(time.Millisecond, 20*time.Millisecond))
@@ -432,7 +432,7 @@ func TestBatchUnprocessedItemsInjectedBySDKMiddlewareAreRetried(t *testing.T) {
 	if err := r.BatchPut(ctx, newBatchCustomers(200)); err != nil {
 		t.Fatal(err)
 	}
-	if raw := scanRaw(t, f, r.Table()); len(raw) != 200 {
+	if raw := batchScanRaw(t, f, r.Table()); len(raw) != 200 {
 		t.Fatalf("%d items written, want 200", len(raw))
 	}
 	if inj.heldWrites.Load() == 0 || inj.writes.Load() <= 8 {
@@ -440,7 +440,7 @@ func TestBatchUnprocessedItemsInjectedBySDKMiddlewareAreRetried(t *testing.T) {
 	}
 
 	phase.Store(calls())
-	got, err := r.BatchGet(ctx, batchKeys(idRange(0, 200)...))
+	got, err := r.BatchGet(ctx, batchKeys(batchIDRange(0, 200)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,10 +456,10 @@ func TestBatchUnprocessedItemsInjectedBySDKMiddlewareAreRetried(t *testing.T) {
 
 	phase.Store(calls())
 	heldBefore := inj.heldWrites.Load()
-	if err := r.BatchDelete(ctx, batchKeys(idRange(0, 200)...)); err != nil {
+	if err := r.BatchDelete(ctx, batchKeys(batchIDRange(0, 200)...)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(scanRaw(t, f, r.Table())); n != 0 {
+	if n := len(batchScanRaw(t, f, r.Table())); n != 0 {
 		t.Fatalf("%d items left after BatchDelete", n)
 	}
 	if inj.heldWrites.Load() == heldBefore {
@@ -476,7 +476,7 @@ func TestBatchContextEndingWhileItemsAreUnprocessedNamesThem(t *testing.T) {
 	// time they come back unprocessed.
 	stuck := func(_ int, key map[string]types.AttributeValue) bool {
 		var id int
-		fmt.Sscan(idOf(key), &id)
+		fmt.Sscan(batchIDOf(key), &id)
 		return id >= 50 && id < 55
 	}
 	var cancel context.CancelFunc
@@ -486,7 +486,7 @@ func TestBatchContextEndingWhileItemsAreUnprocessedNamesThem(t *testing.T) {
 		}
 	}}
 	r := batchRepo(t, f, repo.WithClient(inj.client(f.env)), repo.WithBatchConcurrency(1), repo.WithBatchBackoff(time.Millisecond, 10*time.Millisecond))
-	wantStuck := batchKeys(idRange(50, 55)...)
+	wantStuck := batchKeys(batchIDRange(50, 55)...)
 
 	check := func(err error, op string) {
 		t.Helper()
@@ -509,13 +509,13 @@ func TestBatchContextEndingWhileItemsAreUnprocessedNamesThem(t *testing.T) {
 	cancel = c
 	err := r.BatchPut(ctx, newBatchCustomers(55))
 	check(err, "BatchPut")
-	raw := scanRaw(t, f, r.Table())
+	raw := batchScanRaw(t, f, r.Table())
 	if len(raw) != 50 {
 		t.Fatalf("%d items written, want the 50 that were not held back", len(raw))
 	}
 	for _, item := range raw {
 		var id int
-		fmt.Sscan(idOf(item), &id)
+		fmt.Sscan(batchIDOf(item), &id)
 		if id >= 50 {
 			t.Fatalf("customer %d is listed as unprocessed but was written", id)
 		}
@@ -524,7 +524,7 @@ func TestBatchContextEndingWhileItemsAreUnprocessedNamesThem(t *testing.T) {
 	// Reads of plain attributes return what was read along with the error.
 	ctx, c = context.WithCancel(context.Background())
 	cancel = c
-	got, err := r.BatchGet(ctx, batchKeys(idRange(0, 55)...), repo.Project("name"))
+	got, err := r.BatchGet(ctx, batchKeys(batchIDRange(0, 55)...), repo.Project("name"))
 	check(err, "BatchGet")
 	if len(got) != 50 || got[49].ID != 49 || got[49].Name != "customer 49" {
 		t.Fatalf("BatchGet returned %d items with its error, want the 50 it read", len(got))
@@ -535,12 +535,12 @@ func TestBatchContextEndingWhileItemsAreUnprocessedNamesThem(t *testing.T) {
 	// every key with an item is named. Keys known to have none are not.
 	ctx, c = context.WithCancel(context.Background())
 	cancel = c
-	got, err = r.BatchGet(ctx, batchKeys(append(idRange(0, 55), 100, 101)...))
+	got, err = r.BatchGet(ctx, batchKeys(append(batchIDRange(0, 55), 100, 101)...))
 	var be *repo.BatchError
 	if got != nil || !errors.As(err, &be) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %d items, err %v", len(got), err)
 	}
-	if fmt.Sprint(be.Unprocessed) != fmt.Sprint(batchKeys(idRange(0, 55)...)) || be.Total != 57 {
+	if fmt.Sprint(be.Unprocessed) != fmt.Sprint(batchKeys(batchIDRange(0, 55)...)) || be.Total != 57 {
 		t.Fatalf("unprocessed %v of %d, want 0..54 of 57", be.Unprocessed, be.Total)
 	}
 	if _, ok := enc.AsError(err); !ok {
@@ -571,7 +571,7 @@ func TestBatchRejectsDuplicateKeysBeforeAnyRequest(t *testing.T) {
 	if st := r.Encryptor().Stats(); st.GenerateDataKeyCalls != 0 {
 		t.Fatalf("KMS called before the duplicate was rejected: %+v", st)
 	}
-	if n := len(scanRaw(t, f, r.Table())); n != 0 {
+	if n := len(batchScanRaw(t, f, r.Table())); n != 0 {
 		t.Fatalf("%d items written", n)
 	}
 }
