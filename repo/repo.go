@@ -49,6 +49,8 @@ type Options struct {
 	Registry *enc.Registry
 	// Mode, when set, replaces the mode of every spec the repository uses.
 	Mode *enc.Mode
+	// Batch tunes BatchGet, BatchPut and BatchDelete.
+	Batch BatchOptions
 }
 
 // Option changes [Options].
@@ -85,6 +87,7 @@ type Repo[T any] struct {
 	encryptor *enc.Encryptor
 	plans     map[reflect.Type]*cellPlan
 	hash, rng *keyField
+	batch     BatchOptions
 }
 
 // New checks T once (keys, encrypted fields, their specs) and returns its
@@ -119,7 +122,8 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, hash: hash, rng: rng}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, hash: hash, rng: rng,
+		batch: o.Batch.withDefaults()}, nil
 }
 
 // Table returns the table name.
