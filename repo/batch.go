@@ -105,7 +105,7 @@ func (e *BatchError) Error() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(formatKey(k))
+		b.WriteString(k.String())
 	}
 	if n := len(e.Unprocessed) - shown; n > 0 {
 		fmt.Fprintf(&b, " and %d more", n)
@@ -118,25 +118,6 @@ func (e *BatchError) Error() string {
 }
 
 func (e *BatchError) Unwrap() error { return e.Err }
-
-// formatKey writes k the way it is written in Go, so it can be found in code
-// and logs. Keys are never encrypted, so they may appear in errors.
-func formatKey(k Key) string {
-	if k.Range == nil {
-		return "{Hash:" + formatKeyValue(k.Hash) + "}"
-	}
-	return "{Hash:" + formatKeyValue(k.Hash) + " Range:" + formatKeyValue(k.Range) + "}"
-}
-
-func formatKeyValue(v any) string {
-	switch v := v.(type) {
-	case string:
-		return strconv.Quote(v)
-	case []byte:
-		return fmt.Sprintf("0x%x", v)
-	}
-	return fmt.Sprint(v)
-}
 
 // BatchPut writes items, replacing any items with the same keys, in as many
 // BatchWriteItem requests as DynamoDB's limits need (25 items, 16 MB), at
@@ -173,14 +154,14 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	seen := make(map[string]int, len(avs))
 	for i, av := range avs {
 		if ids[i], err = r.keyID(av); err != nil {
-			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, formatKey(keys[i]), err)
+			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, keys[i].String(), err)
 		}
 		if j, dup := seen[ids[i]]; dup {
-			return fmt.Errorf("repo %s: BatchPut: items %d and %d have the same stored key %s: %w", r.table, j, i, formatKey(keys[i]), ErrDuplicateKey)
+			return fmt.Errorf("repo %s: BatchPut: items %d and %d have the same stored key %s: %w", r.table, j, i, keys[i].String(), ErrDuplicateKey)
 		}
 		seen[ids[i]] = i
 		if sizes[i] = itemSize(av); sizes[i] > maxItemBytes {
-			return fmt.Errorf("repo %s: BatchPut: item %d %s is %d bytes: %w", r.table, i, formatKey(keys[i]), sizes[i], ErrItemTooLarge)
+			return fmt.Errorf("repo %s: BatchPut: item %d %s is %d bytes: %w", r.table, i, keys[i].String(), sizes[i], ErrItemTooLarge)
 		}
 		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: av}}
 	}
@@ -367,10 +348,10 @@ func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {
 		}
 		id, err := r.keyID(km)
 		if err != nil {
-			return nil, fmt.Errorf("repo %s: %s: key %d %s: %w", r.table, op, i, formatKey(k), err)
+			return nil, fmt.Errorf("repo %s: %s: key %d %s: %w", r.table, op, i, k.String(), err)
 		}
 		if j, dup := seen[id]; dup {
-			return nil, fmt.Errorf("repo %s: %s: key %s appears at %d and %d: %w", r.table, op, formatKey(k), j, i, ErrDuplicateKey)
+			return nil, fmt.Errorf("repo %s: %s: key %s appears at %d and %d: %w", r.table, op, k.String(), j, i, ErrDuplicateKey)
 		}
 		seen[id] = i
 		out[i] = km

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
@@ -143,6 +144,25 @@ func (r *Repo[T]) db() (API, error) {
 type Key struct {
 	Hash  any
 	Range any
+}
+
+// String writes k the way it is written in Go, so it can be found in code
+// and logs. Keys are never encrypted, so they may appear in errors.
+func (k Key) String() string {
+	if k.Range == nil {
+		return "{Hash:" + formatKeyValue(k.Hash) + "}"
+	}
+	return "{Hash:" + formatKeyValue(k.Hash) + " Range:" + formatKeyValue(k.Range) + "}"
+}
+
+func formatKeyValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []byte:
+		return fmt.Sprintf("0x%x", v)
+	}
+	return fmt.Sprint(v)
 }
 
 func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
@@ -287,7 +307,7 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
 	}
 	if out.Item == nil {
-		return zero, fmt.Errorf("repo %s: get %v: %w", r.table, k, ErrNotFound)
+		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
 	}
 	return r.Unmarshal(ctx, out.Item)
 }
