@@ -31,8 +31,9 @@ const parallelScanWorkers = 16
 // Segments(n), which reads n segments concurrently (at most 16 at once) and
 // yields every item exactly once, in no particular order. Segment(i, n)
 // reads only segment i. Like Query it requests nothing until the range
-// starts and nothing after the loop breaks; a parallel scan also cancels the
-// requests of the other segments and waits for them before the loop ends.
+// starts and nothing after the loop breaks; when a parallel scan's loop
+// breaks, it waits for the requests other segments have in flight (without
+// opening their items) before the loop ends.
 func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
@@ -159,21 +160,38 @@ type scanned[T any] struct {
 // through whole segments, opening each page itself so decryption runs in
 // parallel too, and hands the pages to the consumer's goroutine, the only
 // one that calls yield.
-func (r *Repo[T]) scanParallel(parent context.Context, s *scan, yield func(T, error) bool) {
+//
+// When the loop ends early, workers start no new request and open no new
+// page, but the requests already sent are left to finish rather than
+// cancelled: the loop waits for them (one request's time at most), so
+// nothing outlives the range, and their connections stay usable, where
+// aborting a request mid-flight closes its connection. Cancelling ctx still
+// aborts them.
+func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error) bool) {
 	var zero T
-	ctx, cancel := context.WithCancel(parent)
 	pages := make(chan scanned[T])
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	total := s.o.Segments
+	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return ctx.Err() != nil
+		}
+	}
 	send := func(p scanned[T]) bool {
 		select {
 		case pages <- p:
 			return true
+		case <-stop:
+			return false
 		case <-ctx.Done():
 			return false
 		}
 	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	total := s.o.Segments
 	for range min(total, parallelScanWorkers) {
 		wg.Add(1)
 		go func() {
@@ -186,7 +204,7 @@ func (r *Repo[T]) scanParallel(parent context.Context, s *scan, yield func(T, er
 				rd := s.reader(seg, total)
 				var start attrMap
 				for {
-					if ctx.Err() != nil {
+					if stopped() {
 						return
 					}
 					// Each segment may be the one that holds every item
@@ -194,6 +212,9 @@ func (r *Repo[T]) scanParallel(parent context.Context, s *scan, yield func(T, er
 					items, last, err := rd.fetch(ctx, start, rd.streamLimit(rd.limit))
 					if err != nil {
 						send(scanned[T]{err: r.pageFailed(ctx, s.op, err)})
+						return
+					}
+					if stopped() {
 						return
 					}
 					if rd.limit > 0 && len(items) > rd.limit {
@@ -219,25 +240,20 @@ func (r *Repo[T]) scanParallel(parent context.Context, s *scan, yield func(T, er
 		wg.Wait()
 		close(pages)
 	}()
-	// However the loop ends, stop the workers and wait for them, so no
-	// request outlives the range.
 	defer func() {
-		cancel()
+		close(stop)
 		for range pages {
 		}
 	}()
 	yielded := 0
 	for p := range pages {
 		if p.err != nil {
-			if parent.Err() != nil {
-				p.err = r.pageFailed(parent, s.op, parent.Err())
-			}
 			yield(zero, p.err)
 			return
 		}
 		for _, t := range p.items {
-			if err := parent.Err(); err != nil {
-				yield(zero, r.pageFailed(parent, s.op, err))
+			if err := ctx.Err(); err != nil {
+				yield(zero, r.pageFailed(ctx, s.op, err))
 				return
 			}
 			if !yield(t, nil) {
@@ -250,7 +266,7 @@ func (r *Repo[T]) scanParallel(parent context.Context, s *scan, yield func(T, er
 		}
 	}
 	// Workers stop quietly when the context ends; say why the items stopped.
-	if err := parent.Err(); err != nil {
-		yield(zero, r.pageFailed(parent, s.op, err))
+	if err := ctx.Err(); err != nil {
+		yield(zero, r.pageFailed(ctx, s.op, err))
 	}
 }

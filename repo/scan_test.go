@@ -106,34 +106,49 @@ func TestParallelScanLimitAndFilter(t *testing.T) {
 	}
 }
 
-// blockingDB answers segment 0 at once and holds the other segments' requests
-// until their context ends, counting the requests still running.
+// blockingDB answers segment 0 at once and holds the other segments'
+// requests until release is closed or their context ends, counting the
+// requests sent and still running.
 type blockingDB struct {
 	*fakeDB
+	release chan struct{}
+	sent    atomic.Int32
 	running atomic.Int32
 }
 
+func newBlockingRepo(t *testing.T, n int) (*repo.Repo[Account], *blockingDB) {
+	f := &fakeDB{}
+	b := &blockingDB{fakeDB: f, release: make(chan struct{})}
+	r, _ := newRepo(t, repo.WithClient(b))
+	f.items = accountItems(t, r, n, 10)
+	return r, b
+}
+
 func (b *blockingDB) Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	b.sent.Add(1)
 	b.running.Add(1)
 	defer b.running.Add(-1)
 	if aws.ToInt32(in.Segment) != 0 {
-		<-ctx.Done()
-		return nil, ctx.Err()
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return b.fakeDB.Scan(ctx, in, opts...)
 }
 
 func TestParallelScanStopsItsWorkersWhenTheLoopBreaks(t *testing.T) {
-	f := &fakeDB{}
-	b := &blockingDB{fakeDB: f}
-	r, _ := newRepo(t, repo.WithClient(b))
-	f.items = accountItems(t, r, 40, 10)
+	r, b := newBlockingRepo(t, 80)
 	n := 0
-	for _, err := range r.Scan(context.Background(), repo.Segments(4)) {
+	for _, err := range r.Scan(context.Background(), repo.Segments(4), repo.PageSize(2)) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		n++
+		// The other segments' first requests are in flight: let them
+		// answer after the loop has ended.
+		close(b.release)
 		break
 	}
 	if n != 1 {
@@ -142,13 +157,15 @@ func TestParallelScanStopsItsWorkersWhenTheLoopBreaks(t *testing.T) {
 	if running := b.running.Load(); running != 0 {
 		t.Fatalf("%d requests still running after the loop ended", running)
 	}
+	// At most one request per segment, and perhaps segment 0's second page,
+	// fetched while the first was being consumed; none after the loop ended.
+	if sent := b.sent.Load(); sent > 5 {
+		t.Fatalf("%d requests, want at most 5", sent)
+	}
 }
 
 func TestParallelScanStopsWithTheContextError(t *testing.T) {
-	f := &fakeDB{}
-	b := &blockingDB{fakeDB: f}
-	r, _ := newRepo(t, repo.WithClient(b))
-	f.items = accountItems(t, r, 40, 10)
+	r, b := newBlockingRepo(t, 40)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var errs []error
