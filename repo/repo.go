@@ -191,7 +191,7 @@ func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types
 	}
 	out := make([]map[string]types.AttributeValue, len(copies))
 	for i := range copies {
-		m, err := attributevalue.MarshalMap(copies[i])
+		m, err := marshalMap(copies[i])
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: marshal: %w", r.table, err)
 		}
@@ -229,7 +229,17 @@ func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []map[string]types.Attrib
 
 // Put writes item, replacing any item with the same key. Its new or changed
 // encrypted values are sealed first; if sealing fails nothing is written.
-func (r *Repo[T]) Put(ctx context.Context, item T) error {
+// It takes If, IfNotExists, IfExists and ReturnCurrentOnFailure; a condition
+// that does not hold gives a *ConditionFailedError[T].
+func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
+	o, err := writeOptions("Put", 0, opts)
+	if err != nil {
+		return err
+	}
+	cond, err := r.condition("put", o)
+	if err != nil {
+		return err
+	}
 	db, err := r.db()
 	if err != nil {
 		return err
@@ -238,8 +248,12 @@ func (r *Repo[T]) Put(ctx context.Context, item T) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av}); err != nil {
-		return fmt.Errorf("repo %s: put: %w", r.table, err)
+	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
+	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
+		return err
+	}
+	if _, err := db.PutItem(ctx, in); err != nil {
+		return r.writeError(ctx, "put", r.keyOf(item), o, err)
 	}
 	return nil
 }
@@ -274,20 +288,17 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 	return r.Unmarshal(ctx, out.Item)
 }
 
-// Delete removes the item with key k. Deleting a missing item is not an error.
-func (r *Repo[T]) Delete(ctx context.Context, k Key) error {
-	db, err := r.db()
+// Delete removes the item with key k. Deleting a missing item is not an
+// error unless IfExists says so. It takes If, IfExists and
+// ReturnCurrentOnFailure; a condition that does not hold gives a
+// *ConditionFailedError[T]. DeleteReturning also returns the item.
+func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error {
+	o, err := writeOptions("Delete", 0, opts)
 	if err != nil {
 		return err
 	}
-	km, err := r.keyMap(k)
-	if err != nil {
-		return err
-	}
-	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km}); err != nil {
-		return fmt.Errorf("repo %s: delete: %w", r.table, err)
-	}
-	return nil
+	_, err = r.deleteItem(ctx, k, o, "")
+	return err
 }
 
 // CreateTable creates the repository's table with on-demand billing and the
@@ -369,4 +380,13 @@ func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
 		}
 	}
 	return false
+}
+
+// marshalMap is attributevalue.MarshalMap, except that `omitempty` also
+// leaves out values whose marshaler returns NULL, such as an absent
+// field.Encrypted: the tag then means the same for every field type.
+func marshalMap(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
+		o.OmitNullAttributeValues = true
+	})
 }
