@@ -135,8 +135,8 @@ func sk(it map[string]types.AttributeValue) int {
 // fields are sealed in groups of group items, each group under one data key
 // (as one write call would), so a page's Decrypt count is the number of
 // groups it touches.
-func accountItems(t *testing.T, r *repo.Repo[Account], n, group int) []map[string]types.AttributeValue {
-	t.Helper()
+func accountItems(tb testing.TB, r *repo.Repo[Account], n, group int) []map[string]types.AttributeValue {
+	tb.Helper()
 	spec := enc.Spec{KeyID: "alias/pii"}
 	var items []map[string]types.AttributeValue
 	for g := 0; g < n; g += group {
@@ -148,7 +148,7 @@ func accountItems(t *testing.T, r *repo.Repo[Account], n, group int) []map[strin
 		}
 		stored, err := r.Encryptor().Seal(context.Background(), reqs)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		for i := g; i < min(g+group, n); i++ {
 			j := 2 * (i - g)

@@ -13,16 +13,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/enc/enctest"
 	"github.com/dynoseal/dynoseal/repo"
 )
 
 var keyA = expression.Key("pk").Equal(expression.Value("A"))
 
-func newFakeRepo(t *testing.T, n, group int) (*repo.Repo[Account], *fakeDB) {
-	t.Helper()
+// newFakeRepo returns an Account repository over a fakeDB holding n items
+// sealed in groups of group (see accountItems).
+func newFakeRepo(tb testing.TB, n, group int) (*repo.Repo[Account], *fakeDB) {
+	tb.Helper()
 	f := &fakeDB{}
-	r, _ := newRepo(t, repo.WithClient(f))
-	f.items = accountItems(t, r, n, group)
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
+	r, err := repo.New[Account]("accounts", repo.WithRegistry(reg), repo.WithEncryptor(enc.New(enctest.New())), repo.WithClient(f))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.items = accountItems(tb, r, n, group)
 	return r, f
 }
 
