@@ -81,7 +81,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	kmsCalls := spent(orders)
-	fmt.Printf("seeded %d orders with Put (%s)\n\n", customers*ordersPerCustomer, kmsCalls())
+	fmt.Printf("seeded %d orders with one BatchPut (%s)\n\n", customers*ordersPerCustomer, kmsCalls())
 
 	if err := latest(ctx, orders); err != nil {
 		return err
@@ -117,27 +117,24 @@ func byStatusIndex(in *dynamodb.CreateTableInput) {
 	})
 }
 
-// seed writes each order with its own Put, so each is sealed under its own
-// data key and reading an order costs one Decrypt. Orders written together
-// in one call share a data key, and a page of them costs one Decrypt.
+// seed writes all orders in one BatchPut, so they share one data key and a
+// page of them costs one Decrypt, however many orders it holds.
 func seed(ctx context.Context, orders *repo.Repo[Order]) error {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	statuses := []string{"shipped", "shipped", "shipped", "open", "cancelled"}
+	var all []Order
 	for c := 1; c <= customers; c++ {
 		for n := 1; n <= ordersPerCustomer; n++ {
-			o := Order{
+			all = append(all, Order{
 				Customer: fmt.Sprintf("CUST#%d", c),
 				Number:   n,
 				Status:   statuses[rnd.IntN(len(statuses))],
 				Cents:    500 + rnd.IntN(25000),
 				Card:     field.NewEncrypted(fmt.Sprintf("4111 1111 1111 %04d", rnd.IntN(10000))),
-			}
-			if err := orders.Put(ctx, o); err != nil {
-				return err
-			}
+			})
 		}
 	}
-	return nil
+	return orders.BatchPut(ctx, all)
 }
 
 // latest prints a customer's five most recent orders: one request, five items.
