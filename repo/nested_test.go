@@ -16,80 +16,80 @@ import (
 	"github.com/dynoseal/dynoseal/repo"
 )
 
-type Card struct {
+type NestedCard struct {
 	Number field.Encrypted[string] `dynamodbav:"number" enc:"pii"`
 	Label  string                  `dynamodbav:"label"`
 }
 
-type Base struct {
+type NestedBase struct {
 	BaseSecret field.Encrypted[string] `dynamodbav:"base_secret" enc:"pii"`
 	BasePin    field.Encrypted[int]    `dynamodbav:"base_pin" enc:"pii"`
 }
 
-type PtrBase struct {
+type NestedPtrBase struct {
 	PtrSecret field.Encrypted[string] `dynamodbav:"ptr_secret" enc:"pii"`
 	PtrNote   field.Encrypted[string] `dynamodbav:"ptr_note" enc:"other"`
 }
 
-type Profile struct {
+type NestedProfile struct {
 	Name string
 	Age  int
 }
 
-type Wallet struct {
+type NestedWallet struct {
 	PK string `dynamodbav:"pk" repo:"hash"`
-	Base
-	*PtrBase
-	Primary   Card                                            `dynamodbav:"primary"`
-	Backup    *Card                                           `dynamodbav:"backup"`
-	Missing   *Card                                           `dynamodbav:"missing"`
-	Cards     []Card                                          `dynamodbav:"cards"`
-	CardPtrs  []*Card                                         `dynamodbav:"card_ptrs"`
-	Fixed     [2]Card                                         `dynamodbav:"fixed"`
-	ByName    map[string]Card                                 `dynamodbav:"by_name"`
-	ByNamePtr map[string]*Card                                `dynamodbav:"by_name_ptr"`
-	Pins      []field.Encrypted[int]                          `dynamodbav:"pins" enc:"pii"`
-	Notes     map[string]field.Encrypted[string]              `dynamodbav:"notes" enc:"other"`
-	Deep      map[string][]map[string]field.Encrypted[string] `dynamodbav:"deep" enc:"pii"`
-	PtrEnc    *field.Encrypted[string]                        `dynamodbav:"ptr_enc" enc:"pii"`
-	Profile   field.Encrypted[Profile]                        `dynamodbav:"profile" enc:"other"`
-	Absent    field.Encrypted[string]                         `dynamodbav:"absent,omitempty" enc:"pii"`
+	NestedBase
+	*NestedPtrBase
+	Primary       NestedCard                                      `dynamodbav:"primary"`
+	Backup        *NestedCard                                     `dynamodbav:"backup"`
+	Missing       *NestedCard                                     `dynamodbav:"missing"`
+	Cards         []NestedCard                                    `dynamodbav:"cards"`
+	CardPtrs      []*NestedCard                                   `dynamodbav:"card_ptrs"`
+	Fixed         [2]NestedCard                                   `dynamodbav:"fixed"`
+	ByName        map[string]NestedCard                           `dynamodbav:"by_name"`
+	ByNamePtr     map[string]*NestedCard                          `dynamodbav:"by_name_ptr"`
+	Pins          []field.Encrypted[int]                          `dynamodbav:"pins" enc:"pii"`
+	Notes         map[string]field.Encrypted[string]              `dynamodbav:"notes" enc:"other"`
+	Deep          map[string][]map[string]field.Encrypted[string] `dynamodbav:"deep" enc:"pii"`
+	PtrEnc        *field.Encrypted[string]                        `dynamodbav:"ptr_enc" enc:"pii"`
+	NestedProfile field.Encrypted[NestedProfile]                  `dynamodbav:"profile" enc:"other"`
+	Absent        field.Encrypted[string]                         `dynamodbav:"absent,omitempty" enc:"pii"`
 }
 
-// secret returns a marker that must never appear in stored output.
-func secret(i int) string { return fmt.Sprintf("PLAINTEXT-%02d", i) }
+// nestedSecret returns a marker that must never appear in stored output.
+func nestedSecret(i int) string { return fmt.Sprintf("PLAINTEXT-%02d", i) }
 
-func newWallet() Wallet {
+func newNestedWallet() NestedWallet {
 	n := 0
-	next := func() string { n++; return secret(n) }
-	card := func() Card { return Card{Number: field.NewEncrypted(next()), Label: "label"} }
+	next := func() string { n++; return nestedSecret(n) }
+	card := func() NestedCard { return NestedCard{Number: field.NewEncrypted(next()), Label: "label"} }
 	ptrEnc := field.NewEncrypted(next())
 	backup := card()
 	p1, p2 := card(), card()
 	m1, m2 := card(), card()
-	return Wallet{
-		PK:        "W#1",
-		Base:      Base{BaseSecret: field.NewEncrypted(next()), BasePin: field.NewEncrypted(4242)},
-		PtrBase:   &PtrBase{PtrSecret: field.NewEncrypted(next()), PtrNote: field.NewEncrypted(next())},
-		Primary:   card(),
-		Backup:    &backup,
-		Cards:     []Card{card(), card()},
-		CardPtrs:  []*Card{&p1, nil, &p2},
-		Fixed:     [2]Card{card(), card()},
-		ByName:    map[string]Card{"a": card(), "b": card(), "c": card()},
-		ByNamePtr: map[string]*Card{"a": &m1, "b": &m2},
-		Pins:      []field.Encrypted[int]{field.NewEncrypted(1111), field.NewEncrypted(2222)},
-		Notes:     map[string]field.Encrypted[string]{"x": field.NewEncrypted(next()), "y": field.NewEncrypted(next()), "z": {}},
+	return NestedWallet{
+		PK:            "W#1",
+		NestedBase:    NestedBase{BaseSecret: field.NewEncrypted(next()), BasePin: field.NewEncrypted(4242)},
+		NestedPtrBase: &NestedPtrBase{PtrSecret: field.NewEncrypted(next()), PtrNote: field.NewEncrypted(next())},
+		Primary:       card(),
+		Backup:        &backup,
+		Cards:         []NestedCard{card(), card()},
+		CardPtrs:      []*NestedCard{&p1, nil, &p2},
+		Fixed:         [2]NestedCard{card(), card()},
+		ByName:        map[string]NestedCard{"a": card(), "b": card(), "c": card()},
+		ByNamePtr:     map[string]*NestedCard{"a": &m1, "b": &m2},
+		Pins:          []field.Encrypted[int]{field.NewEncrypted(1111), field.NewEncrypted(2222)},
+		Notes:         map[string]field.Encrypted[string]{"x": field.NewEncrypted(next()), "y": field.NewEncrypted(next()), "z": {}},
 		Deep: map[string][]map[string]field.Encrypted[string]{
 			"k": {{"a": field.NewEncrypted(next()), "b": field.NewEncrypted(next())}, nil, {"c": field.NewEncrypted(next())}},
 		},
-		PtrEnc:  &ptrEnc,
-		Profile: field.NewEncrypted(Profile{Name: next(), Age: 4343}),
+		PtrEnc:        &ptrEnc,
+		NestedProfile: field.NewEncrypted(NestedProfile{Name: next(), Age: 4343}),
 	}
 }
 
-// walletValues lists every encrypted value of w by path, opening each.
-func walletValues(t *testing.T, w Wallet) map[string]any {
+// nestedWalletValues lists every encrypted value of w by path, opening each.
+func nestedWalletValues(t *testing.T, w NestedWallet) map[string]any {
 	t.Helper()
 	out := map[string]any{}
 	add := func(path string, v any, err error) {
@@ -102,7 +102,7 @@ func walletValues(t *testing.T, w Wallet) map[string]any {
 	str("base_secret", w.BaseSecret)
 	pin, err := w.BasePin.Value()
 	add("base_pin", pin, err)
-	if w.PtrBase == nil {
+	if w.NestedPtrBase == nil {
 		t.Fatal("embedded pointer lost")
 	}
 	str("ptr_secret", w.PtrSecret)
@@ -141,15 +141,15 @@ func walletValues(t *testing.T, w Wallet) map[string]any {
 		}
 	}
 	str("ptr_enc", *w.PtrEnc)
-	prof, err := w.Profile.Value()
+	prof, err := w.NestedProfile.Value()
 	add("profile", prof, err)
 	str("absent", w.Absent)
 	return out
 }
 
-// findPlaintext returns the path of the first attribute value (or map key)
+// nestedFindPlaintext returns the path of the first attribute value (or map key)
 // that contains one of the markers or the plaintext numbers.
-func findPlaintext(av types.AttributeValue, path string) string {
+func nestedFindPlaintext(av types.AttributeValue, path string) string {
 	bad := func(s string) bool {
 		return strings.Contains(s, "PLAINTEXT") || strings.Contains(s, "4242") || strings.Contains(s, "4343") ||
 			strings.Contains(s, "1111") || strings.Contains(s, "2222")
@@ -175,7 +175,7 @@ func findPlaintext(av types.AttributeValue, path string) string {
 		}
 	case *types.AttributeValueMemberL:
 		for i, e := range v.Value {
-			if p := findPlaintext(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+			if p := nestedFindPlaintext(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
 				return p
 			}
 		}
@@ -184,7 +184,7 @@ func findPlaintext(av types.AttributeValue, path string) string {
 			if bad(k) {
 				return path + "." + k
 			}
-			if p := findPlaintext(e, path+"."+k); p != "" {
+			if p := nestedFindPlaintext(e, path+"."+k); p != "" {
 				return p
 			}
 		}
@@ -192,8 +192,8 @@ func findPlaintext(av types.AttributeValue, path string) string {
 	return ""
 }
 
-// countSealed counts the ENC: strings in an attribute value tree.
-func countSealed(av types.AttributeValue) int {
+// nestedCountSealed counts the ENC: strings in an attribute value tree.
+func nestedCountSealed(av types.AttributeValue) int {
 	switch v := av.(type) {
 	case *types.AttributeValueMemberS:
 		if enc.IsEncrypted(v.Value) {
@@ -202,26 +202,26 @@ func countSealed(av types.AttributeValue) int {
 	case *types.AttributeValueMemberL:
 		n := 0
 		for _, e := range v.Value {
-			n += countSealed(e)
+			n += nestedCountSealed(e)
 		}
 		return n
 	case *types.AttributeValueMemberM:
 		n := 0
 		for _, e := range v.Value {
-			n += countSealed(e)
+			n += nestedCountSealed(e)
 		}
 		return n
 	}
 	return 0
 }
 
-func newWalletRepo(t *testing.T, opts ...repo.Option) (*repo.Repo[Wallet], *enctest.Provider) {
+func newNestedWalletRepo(t *testing.T, opts ...repo.Option) (*repo.Repo[NestedWallet], *enctest.Provider) {
 	t.Helper()
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
 	reg.MustRegister("other", enc.Spec{KeyID: "alias/other", Context: map[string]string{"purpose": "notes"}})
 	keys := enctest.New()
-	r, err := repo.New[Wallet]("wallets", append([]repo.Option{repo.WithRegistry(reg), repo.WithEncryptor(enc.New(keys))}, opts...)...)
+	r, err := repo.New[NestedWallet]("wallets", append([]repo.Option{repo.WithRegistry(reg), repo.WithEncryptor(enc.New(keys))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +230,9 @@ func newWalletRepo(t *testing.T, opts ...repo.Option) (*repo.Repo[Wallet], *enct
 
 func TestNestedEncryptedValuesAreAllSealedAndOpened(t *testing.T) {
 	ctx := context.Background()
-	r, keys := newWalletRepo(t)
-	in := newWallet()
-	want := walletValues(t, in)
+	r, keys := newNestedWalletRepo(t)
+	in := newNestedWallet()
+	want := nestedWalletValues(t, in)
 	backupBefore, cardsBefore := in.Backup, &in.Cards[0]
 
 	m, err := r.Marshal(ctx, in)
@@ -240,11 +240,11 @@ func TestNestedEncryptedValuesAreAllSealedAndOpened(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole := &types.AttributeValueMemberM{Value: m}
-	if p := findPlaintext(whole, "item"); p != "" {
+	if p := nestedFindPlaintext(whole, "item"); p != "" {
 		t.Fatalf("plaintext reached the marshalled item at %s: %#v", p, m)
 	}
 	// Every present value is sealed: all but "absent" and "notes.z".
-	if n := countSealed(whole); n != len(want)-2 {
+	if n := nestedCountSealed(whole); n != len(want)-2 {
 		t.Fatalf("%d sealed values in the output, want %d", n, len(want)-2)
 	}
 	if _, ok := m["absent"]; ok {
@@ -258,7 +258,7 @@ func TestNestedEncryptedValuesAreAllSealedAndOpened(t *testing.T) {
 	if in.Backup != backupBefore || &in.Cards[0] != cardsBefore {
 		t.Fatal("Marshal replaced the caller's pointers or slices")
 	}
-	if got := walletValues(t, in); !reflect.DeepEqual(got, want) {
+	if got := nestedWalletValues(t, in); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Marshal changed the caller's values:\n got %v\nwant %v", got, want)
 	}
 	for path, sealed := range map[string]bool{
@@ -277,7 +277,7 @@ func TestNestedEncryptedValuesAreAllSealedAndOpened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := walletValues(t, out); !reflect.DeepEqual(got, want) {
+	if got := nestedWalletValues(t, out); !reflect.DeepEqual(got, want) {
 		t.Fatalf("opened values differ:\n got %v\nwant %v", got, want)
 	}
 	if n := keys.Decrypts.Load(); n != 2 {
@@ -302,12 +302,12 @@ func TestNestedEncryptedValuesAreAllSealedAndOpened(t *testing.T) {
 
 func TestNestedValuesStaySealedInWriteOnlyMode(t *testing.T) {
 	ctx := context.Background()
-	r, keys := newWalletRepo(t)
-	m, err := r.Marshal(ctx, newWallet())
+	r, keys := newNestedWalletRepo(t)
+	m, err := r.Marshal(ctx, newNestedWallet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingest, _ := newWalletRepo(t, repo.WithMode(enc.WriteOnly), repo.WithEncryptor(enc.New(keys)))
+	ingest, _ := newNestedWalletRepo(t, repo.WithMode(enc.WriteOnly), repo.WithEncryptor(enc.New(keys)))
 	out, err := ingest.Unmarshal(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +352,7 @@ func TestInterfaceFieldHoldingEncryptedFailsClosed(t *testing.T) {
 	}
 	for name, item := range map[string]Loose{
 		"any":           {PK: "a", Extra: field.NewEncrypted("PLAINTEXT-iface")},
-		"struct in any": {PK: "a", Extra: Card{Number: field.NewEncrypted("PLAINTEXT-iface")}},
+		"struct in any": {PK: "a", Extra: NestedCard{Number: field.NewEncrypted("PLAINTEXT-iface")}},
 		"map of any":    {PK: "a", Attrs: map[string]any{"ssn": field.NewEncrypted("PLAINTEXT-iface")}},
 	} {
 		_, err := r.Marshal(ctx, item)
@@ -371,8 +371,8 @@ func TestInterfaceFieldHoldingEncryptedFailsClosed(t *testing.T) {
 
 func TestNewRejectsEncryptedInsideEncrypted(t *testing.T) {
 	type Outer struct {
-		PK    string                  `dynamodbav:"pk" repo:"hash"`
-		Cards field.Encrypted[[]Card] `dynamodbav:"cards" enc:"pii"`
+		PK    string                        `dynamodbav:"pk" repo:"hash"`
+		Cards field.Encrypted[[]NestedCard] `dynamodbav:"cards" enc:"pii"`
 	}
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
@@ -382,19 +382,19 @@ func TestNewRejectsEncryptedInsideEncrypted(t *testing.T) {
 	}
 }
 
-type EmbeddedValue struct {
+type NestedEmbeddedValue struct {
 	PK                      string `dynamodbav:"pk" repo:"hash"`
 	field.Encrypted[string] `dynamodbav:"ssn" enc:"pii"`
 }
 
-type EmbeddedPointer struct {
+type NestedEmbeddedPointer struct {
 	PK                    string `dynamodbav:"pk" repo:"hash"`
 	*field.Encrypted[int] `enc:"pii"`
 }
 
-type HoldsEmbedded struct {
-	PK    string        `dynamodbav:"pk" repo:"hash"`
-	Inner EmbeddedValue `dynamodbav:"inner"`
+type NestedHoldsEmbedded struct {
+	PK    string              `dynamodbav:"pk" repo:"hash"`
+	Inner NestedEmbeddedValue `dynamodbav:"inner"`
 }
 
 func TestNewRejectsEmbeddedEncrypted(t *testing.T) {
@@ -407,11 +407,11 @@ func TestNewRejectsEmbeddedEncrypted(t *testing.T) {
 			t.Errorf("%s: err = %v, want a rejection naming %s", name, err, want)
 		}
 	}
-	_, err := repo.New[EmbeddedValue]("t", opts...)
+	_, err := repo.New[NestedEmbeddedValue]("t", opts...)
 	check("value", err, "EmbeddedValue.Encrypted")
-	_, err = repo.New[EmbeddedPointer]("t", opts...)
+	_, err = repo.New[NestedEmbeddedPointer]("t", opts...)
 	check("pointer", err, "EmbeddedPointer.Encrypted")
-	_, err = repo.New[HoldsEmbedded]("t", opts...)
+	_, err = repo.New[NestedHoldsEmbedded]("t", opts...)
 	check("nested", err, "EmbeddedValue.Encrypted")
 }
 

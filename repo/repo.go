@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +50,8 @@ type Options struct {
 	Registry *enc.Registry
 	// Mode, when set, replaces the mode of every spec the repository uses.
 	Mode *enc.Mode
+	// Batch tunes BatchGet, BatchPut and BatchDelete.
+	Batch BatchOptions
 }
 
 // Option changes [Options].
@@ -85,6 +88,7 @@ type Repo[T any] struct {
 	encryptor *enc.Encryptor
 	plans     map[reflect.Type]*cellPlan
 	hash, rng *keyField
+	batch     BatchOptions
 }
 
 // New checks T once (keys, encrypted fields, their specs) and returns its
@@ -119,7 +123,8 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, hash: hash, rng: rng}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, hash: hash, rng: rng,
+		batch: o.Batch.withDefaults()}, nil
 }
 
 // Table returns the table name.
@@ -139,6 +144,25 @@ func (r *Repo[T]) db() (API, error) {
 type Key struct {
 	Hash  any
 	Range any
+}
+
+// String writes k the way it is written in Go, so it can be found in code
+// and logs. Keys are never encrypted, so they may appear in errors.
+func (k Key) String() string {
+	if k.Range == nil {
+		return "{Hash:" + formatKeyValue(k.Hash) + "}"
+	}
+	return "{Hash:" + formatKeyValue(k.Hash) + " Range:" + formatKeyValue(k.Range) + "}"
+}
+
+func formatKeyValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []byte:
+		return fmt.Sprintf("0x%x", v)
+	}
+	return fmt.Sprint(v)
 }
 
 func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
@@ -191,8 +215,7 @@ func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types
 	}
 	out := make([]map[string]types.AttributeValue, len(copies))
 	for i := range copies {
-		// An absent Encrypted marshals itself as NULL; omitempty should drop it.
-		m, err := attributevalue.MarshalMapWithOptions(copies[i], func(o *attributevalue.EncoderOptions) { o.OmitNullAttributeValues = true })
+		m, err := marshalMap(copies[i])
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: marshal: %w", r.table, err)
 		}
@@ -230,7 +253,17 @@ func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []map[string]types.Attrib
 
 // Put writes item, replacing any item with the same key. Its new or changed
 // encrypted values are sealed first; if sealing fails nothing is written.
-func (r *Repo[T]) Put(ctx context.Context, item T) error {
+// It takes If, IfNotExists, IfExists and ReturnCurrentOnFailure; a condition
+// that does not hold gives a *ConditionFailedError[T].
+func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
+	o, err := writeOptions("Put", 0, opts)
+	if err != nil {
+		return err
+	}
+	cond, err := r.condition("put", o)
+	if err != nil {
+		return err
+	}
 	db, err := r.db()
 	if err != nil {
 		return err
@@ -239,8 +272,12 @@ func (r *Repo[T]) Put(ctx context.Context, item T) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av}); err != nil {
-		return fmt.Errorf("repo %s: put: %w", r.table, err)
+	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
+	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
+		return err
+	}
+	if _, err := db.PutItem(ctx, in); err != nil {
+		return r.writeError(ctx, "put", r.keyOf(item), o, err)
 	}
 	return nil
 }
@@ -270,25 +307,22 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
 	}
 	if out.Item == nil {
-		return zero, fmt.Errorf("repo %s: get %v: %w", r.table, k, ErrNotFound)
+		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
 	}
 	return r.Unmarshal(ctx, out.Item)
 }
 
-// Delete removes the item with key k. Deleting a missing item is not an error.
-func (r *Repo[T]) Delete(ctx context.Context, k Key) error {
-	db, err := r.db()
+// Delete removes the item with key k. Deleting a missing item is not an
+// error unless IfExists says so. It takes If, IfExists and
+// ReturnCurrentOnFailure; a condition that does not hold gives a
+// *ConditionFailedError[T]. DeleteReturning also returns the item.
+func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error {
+	o, err := writeOptions("Delete", 0, opts)
 	if err != nil {
 		return err
 	}
-	km, err := r.keyMap(k)
-	if err != nil {
-		return err
-	}
-	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km}); err != nil {
-		return fmt.Errorf("repo %s: delete: %w", r.table, err)
-	}
-	return nil
+	_, err = r.deleteItem(ctx, k, o, "")
+	return err
 }
 
 // CreateTable creates the repository's table with on-demand billing and the
@@ -370,4 +404,13 @@ func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
 		}
 	}
 	return false
+}
+
+// marshalMap is attributevalue.MarshalMap, except that `omitempty` also
+// leaves out values whose marshaler returns NULL, such as an absent
+// field.Encrypted: the tag then means the same for every field type.
+func marshalMap(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
+		o.OmitNullAttributeValues = true
+	})
 }

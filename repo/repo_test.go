@@ -1,7 +1,9 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -52,7 +54,11 @@ func TestMarshalSealsWithOneDataKeyAndUnmarshalOpens(t *testing.T) {
 		if !ok || !enc.IsEncrypted(s.Value) {
 			t.Fatalf("%s stored as %#v", attr, m[attr])
 		}
-		if strings.Contains(s.Value, "123-45-6789") || strings.Contains(s.Value, "4111") {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s.Value, enc.Prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("123-45-6789")) || bytes.Contains(raw, []byte("4111111111111111")) {
 			t.Fatalf("%s holds plaintext", attr)
 		}
 	}
@@ -114,5 +120,29 @@ func TestReadOnlyRefusesNewValuesWithoutKMS(t *testing.T) {
 	}
 	if keys.Generates.Load() != 0 {
 		t.Fatal("ReadOnly called GenerateDataKey")
+	}
+}
+
+func TestOmitEmptyLeavesOutAbsentEncryptedValue(t *testing.T) {
+	type Optional struct {
+		PK  string                  `dynamodbav:"pk" repo:"hash"`
+		SSN field.Encrypted[string] `dynamodbav:"ssn,omitempty" enc:"pii"`
+		Tax field.Encrypted[string] `dynamodbav:"tax" enc:"pii"`
+	}
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/pii"})
+	r, err := repo.New[Optional]("t", repo.WithRegistry(reg), repo.WithEncryptor(enc.New(enctest.New())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Marshal(context.Background(), Optional{PK: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["ssn"]; ok {
+		t.Fatalf("omitempty absent value written as %#v", m["ssn"])
+	}
+	if _, ok := m["tax"].(*types.AttributeValueMemberNULL); !ok {
+		t.Fatalf("absent value without omitempty written as %#v, want NULL", m["tax"])
 	}
 }

@@ -22,11 +22,11 @@ import (
 	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
-const ssnPlain = "123-45-6789"
+const engineSSN = "123-45-6789"
 
-// checkEncError checks that err is an *enc.Error for the ssn attribute and
+// engineCheckError checks that err is an *enc.Error for the ssn attribute and
 // key, matches want, reads like want's message and holds no plaintext.
-func checkEncError(t *testing.T, err error, want error, op enc.Op, keyID string) {
+func engineCheckError(t *testing.T, err error, want error, op enc.Op, keyID string) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("err = %v, want %v", err, want)
@@ -38,7 +38,7 @@ func checkEncError(t *testing.T, err error, want error, op enc.Op, keyID string)
 	if e.Op != op || e.Attribute != "ssn" || e.KeyID != keyID {
 		t.Fatalf("*enc.Error{Op:%q Attribute:%q KeyID:%q}, want %q ssn %q", e.Op, e.Attribute, e.KeyID, op, keyID)
 	}
-	if msg := err.Error(); !strings.Contains(msg, want.Error()) || strings.Contains(msg, ssnPlain) {
+	if msg := err.Error(); !strings.Contains(msg, want.Error()) || strings.Contains(msg, engineSSN) {
 		t.Fatalf("message %q should contain %q and no plaintext", msg, want.Error())
 	}
 }
@@ -53,10 +53,10 @@ func TestEngineNonexistentKeyOrAlias(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			reg := enc.NewRegistry()
 			reg.MustRegister("pii", enc.Spec{KeyID: keyID})
-			r := dynoTable(t, f, repo.WithRegistry(reg))
-			err := r.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)})
-			checkEncError(t, err, enc.ErrKeyNotFound, enc.OpEncrypt, keyID)
-			if item := f.rawMaybe(t, r.Table(), pk("U#1")); item != nil {
+			r := engineUsersOwnRegistry(t, f, repo.WithRegistry(reg))
+			err := r.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)})
+			engineCheckError(t, err, enc.ErrKeyNotFound, enc.OpEncrypt, keyID)
+			if item := f.engineRawOrNil(t, r.Table(), enginePK("U#1")); item != nil {
 				t.Fatalf("an item was written: %v", item)
 			}
 		})
@@ -64,20 +64,20 @@ func TestEngineNonexistentKeyOrAlias(t *testing.T) {
 
 	t.Run("decrypt under a missing key", func(t *testing.T) {
 		w := users(t, f)
-		if err := w.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+		if err := w.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 			t.Fatal(err)
 		}
 		missing := "alias/missing-" + strings.TrimPrefix(f.alias, "alias/")
 		reg := enc.NewRegistry()
 		reg.MustRegister("pii", enc.Spec{KeyID: missing})
-		r := repoOn[User](t, f, w.Table(), repo.WithRegistry(reg))
+		r := engineRepoOn[User](t, f, w.Table(), repo.WithRegistry(reg))
 		_, err := r.Get(ctx, repo.Key{Hash: "U#2"})
-		checkEncError(t, err, enc.ErrKeyNotFound, enc.OpDecrypt, missing)
+		engineCheckError(t, err, enc.ErrKeyNotFound, enc.OpDecrypt, missing)
 	})
 }
 
-// dynoTable is users() with a registry of the caller's own.
-func dynoTable(t *testing.T, f *fixture, opts ...repo.Option) *repo.Repo[User] {
+// engineUsersOwnRegistry is users() with a registry of the caller's own.
+func engineUsersOwnRegistry(t *testing.T, f *fixture, opts ...repo.Option) *repo.Repo[User] {
 	t.Helper()
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: f.alias})
@@ -90,7 +90,7 @@ func TestEngineDisabledKey(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r := users(t, f)
-	if err := r.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := r.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.env.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(f.keyID)}); err != nil {
@@ -105,13 +105,13 @@ func TestEngineDisabledKey(t *testing.T) {
 		// DisabledException.
 		t.Skip("moto does not enforce key state")
 	}
-	err := r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(ssnPlain)})
-	checkEncError(t, err, enc.ErrKeyDisabled, enc.OpEncrypt, f.alias)
-	if item := f.rawMaybe(t, r.Table(), pk("U#2")); item != nil {
+	err := r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(engineSSN)})
+	engineCheckError(t, err, enc.ErrKeyDisabled, enc.OpEncrypt, f.alias)
+	if item := f.engineRawOrNil(t, r.Table(), enginePK("U#2")); item != nil {
 		t.Fatal("an item was written with a disabled key")
 	}
 	_, err = r.Get(ctx, repo.Key{Hash: "U#1"})
-	checkEncError(t, err, enc.ErrKeyDisabled, enc.OpDecrypt, f.alias)
+	engineCheckError(t, err, enc.ErrKeyDisabled, enc.OpDecrypt, f.alias)
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "DisabledException" {
 		t.Fatalf("SDK error not reachable or not DisabledException: %v", err)
@@ -123,18 +123,18 @@ func TestEngineStaticContext(t *testing.T) {
 	f := newFixture(t)
 	f.reg.MustRegister("pii", enc.Spec{KeyID: f.alias, Context: map[string]string{"tenant": "acme-corp", "purpose": "pii"}})
 	w := users(t, f)
-	if err := w.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := w.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
 
 	// The same context, registered anew in another service, opens it.
 	same := enc.NewRegistry()
 	same.MustRegister("pii", enc.Spec{KeyID: f.alias, Context: map[string]string{"purpose": "pii", "tenant": "acme-corp"}})
-	u, err := repoOn[User](t, f, w.Table(), repo.WithRegistry(same)).Get(ctx, repo.Key{Hash: "U#1"})
+	u, err := engineRepoOn[User](t, f, w.Table(), repo.WithRegistry(same)).Get(ctx, repo.Key{Hash: "U#1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := u.SSN.Value(); err != nil || v != ssnPlain {
+	if v, err := u.SSN.Value(); err != nil || v != engineSSN {
 		t.Fatalf("Value() = %q, %v", v, err)
 	}
 
@@ -148,8 +148,8 @@ func TestEngineStaticContext(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			reg := enc.NewRegistry()
 			reg.MustRegister("pii", enc.Spec{KeyID: f.alias, Context: c})
-			_, err := repoOn[User](t, f, w.Table(), repo.WithRegistry(reg)).Get(ctx, repo.Key{Hash: "U#1"})
-			checkEncError(t, err, enc.ErrInvalidCiphertext, enc.OpDecrypt, f.alias)
+			_, err := engineRepoOn[User](t, f, w.Table(), repo.WithRegistry(reg)).Get(ctx, repo.Key{Hash: "U#1"})
+			engineCheckError(t, err, enc.ErrInvalidCiphertext, enc.OpDecrypt, f.alias)
 		})
 	}
 }
@@ -158,22 +158,22 @@ func TestEngineInjectedAccessDenied(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	plain := users(t, f)
-	if err := plain.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := plain.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, op := range []string{"GenerateDataKey", "Decrypt"} {
 		t.Run(op, func(t *testing.T) {
 			var attempts atomic.Int64
-			r := repoOn[User](t, f, plain.Table(), repo.WithEncryptor(f.env.Encryptor(injectKMSError("AccessDeniedException", &attempts, op))))
+			r := engineRepoOn[User](t, f, plain.Table(), repo.WithEncryptor(f.env.Encryptor(engineInjectKMSError("AccessDeniedException", &attempts, op))))
 			var err error
 			wantOp := enc.OpEncrypt
 			if op == "GenerateDataKey" {
-				err = r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(ssnPlain)})
+				err = r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(engineSSN)})
 			} else {
 				wantOp = enc.OpDecrypt
 				_, err = r.Get(ctx, repo.Key{Hash: "U#1"})
 			}
-			checkEncError(t, err, enc.ErrAccessDenied, wantOp, f.alias)
+			engineCheckError(t, err, enc.ErrAccessDenied, wantOp, f.alias)
 			if !strings.Contains(err.Error(), "access denied") {
 				t.Fatalf("message %q", err)
 			}
@@ -184,7 +184,7 @@ func TestEngineInjectedAccessDenied(t *testing.T) {
 			if n := attempts.Load(); n != 1 {
 				t.Fatalf("AccessDenied was tried %d times; it is not retryable", n)
 			}
-			if item := f.rawMaybe(t, r.Table(), pk("U#2")); item != nil {
+			if item := f.engineRawOrNil(t, r.Table(), enginePK("U#2")); item != nil {
 				t.Fatal("an item was written without a data key")
 			}
 		})
@@ -195,22 +195,22 @@ func TestEngineInjectedThrottling(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	plain := users(t, f)
-	if err := plain.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := plain.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, op := range []string{"GenerateDataKey", "Decrypt"} {
 		t.Run(op, func(t *testing.T) {
 			var attempts atomic.Int64
-			r := repoOn[User](t, f, plain.Table(), repo.WithEncryptor(f.env.Encryptor(injectKMSError("ThrottlingException", &attempts, op))))
+			r := engineRepoOn[User](t, f, plain.Table(), repo.WithEncryptor(f.env.Encryptor(engineInjectKMSError("ThrottlingException", &attempts, op))))
 			var err error
 			wantOp := enc.OpEncrypt
 			if op == "GenerateDataKey" {
-				err = r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(ssnPlain)})
+				err = r.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted(engineSSN)})
 			} else {
 				wantOp = enc.OpDecrypt
 				_, err = r.Get(ctx, repo.Key{Hash: "U#1"})
 			}
-			checkEncError(t, err, enc.ErrThrottled, wantOp, f.alias)
+			engineCheckError(t, err, enc.ErrThrottled, wantOp, f.alias)
 			if n := attempts.Load(); n != 3 {
 				t.Fatalf("%d attempts, want the SDK's 3", n)
 			}
@@ -239,7 +239,7 @@ func TestEngineMalformedStoredValue(t *testing.T) {
 			f.rawPut(t, r.Table(), map[string]types.AttributeValue{"pk": s("U#bad"), "ssn": s(stored)})
 			before := r.Encryptor().Stats().DecryptCalls
 			_, err := r.Get(ctx, repo.Key{Hash: "U#bad"})
-			checkEncError(t, err, enc.ErrMalformed, enc.OpDecrypt, f.alias)
+			engineCheckError(t, err, enc.ErrMalformed, enc.OpDecrypt, f.alias)
 			if n := r.Encryptor().Stats().DecryptCalls - before; n != 0 {
 				t.Fatalf("a malformed value cost %d Decrypt calls", n)
 			}
@@ -251,12 +251,12 @@ func TestEngineWriteOnly(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	admin := users(t, f)
-	if err := admin.Put(ctx, User{PK: "U#1", Email: "a@example.com", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := admin.Put(ctx, User{PK: "U#1", Email: "a@example.com", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
-	stored := storedString(t, f.rawItem(t, admin.Table(), pk("U#1")), "ssn")
+	stored := storedString(t, f.rawItem(t, admin.Table(), enginePK("U#1")), "ssn")
 
-	ingest := repoOn[User](t, f, admin.Table(), repo.WithMode(enc.WriteOnly))
+	ingest := engineRepoOn[User](t, f, admin.Table(), repo.WithMode(enc.WriteOnly))
 	u, err := ingest.Get(ctx, repo.Key{Hash: "U#1"})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func TestEngineWriteOnly(t *testing.T) {
 	if err := ingest.Put(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	raw := f.rawItem(t, admin.Table(), pk("U#1"))
+	raw := f.rawItem(t, admin.Table(), enginePK("U#1"))
 	if storedString(t, raw, "ssn") != stored || storedString(t, raw, "email") != "b@example.com" {
 		t.Fatalf("after a WriteOnly write-back: %v", raw)
 	}
@@ -298,19 +298,19 @@ func TestEngineReadOnly(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	admin := users(t, f)
-	if err := admin.Put(ctx, User{PK: "U#1", Email: "a@example.com", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := admin.Put(ctx, User{PK: "U#1", Email: "a@example.com", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
-	before := f.rawItem(t, admin.Table(), pk("U#1"))
-	report := repoOn[User](t, f, admin.Table(), repo.WithMode(enc.ReadOnly))
+	before := f.rawItem(t, admin.Table(), enginePK("U#1"))
+	report := engineRepoOn[User](t, f, admin.Table(), repo.WithMode(enc.ReadOnly))
 
 	// A new item: refused before any write.
 	err := report.Put(ctx, User{PK: "U#2", SSN: field.NewEncrypted("x")})
-	checkEncError(t, err, enc.ErrReadOnly, enc.OpEncrypt, f.alias)
+	engineCheckError(t, err, enc.ErrReadOnly, enc.OpEncrypt, f.alias)
 	if !strings.Contains(err.Error(), "cannot encrypt in ReadOnly mode") {
 		t.Fatalf("message %q", err)
 	}
-	if item := f.rawMaybe(t, admin.Table(), pk("U#2")); item != nil {
+	if item := f.engineRawOrNil(t, admin.Table(), enginePK("U#2")); item != nil {
 		t.Fatal("ReadOnly wrote a new item")
 	}
 
@@ -318,7 +318,7 @@ func TestEngineReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := u.SSN.Value(); err != nil || v != ssnPlain {
+	if v, err := u.SSN.Value(); err != nil || v != engineSSN {
 		t.Fatalf("ReadOnly Value() = %q, %v", v, err)
 	}
 
@@ -327,8 +327,8 @@ func TestEngineReadOnly(t *testing.T) {
 	changed.SSN.Set("000-00-0000")
 	changed.Email = "changed@example.com"
 	err = report.Put(ctx, changed)
-	checkEncError(t, err, enc.ErrReadOnly, enc.OpEncrypt, f.alias)
-	if after := f.rawItem(t, admin.Table(), pk("U#1")); !reflect.DeepEqual(after, before) {
+	engineCheckError(t, err, enc.ErrReadOnly, enc.OpEncrypt, f.alias)
+	if after := f.rawItem(t, admin.Table(), enginePK("U#1")); !reflect.DeepEqual(after, before) {
 		t.Fatalf("ReadOnly changed the item:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -337,7 +337,7 @@ func TestEngineReadOnly(t *testing.T) {
 	if err := report.Put(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	after := f.rawItem(t, admin.Table(), pk("U#1"))
+	after := f.rawItem(t, admin.Table(), enginePK("U#1"))
 	if storedString(t, after, "ssn") != storedString(t, before, "ssn") || storedString(t, after, "email") != "b@example.com" {
 		t.Fatalf("after a ReadOnly write-back: %v", after)
 	}
@@ -366,17 +366,17 @@ func TestEngineIngestReportAdminServices(t *testing.T) {
 	}
 	for name, svc := range map[string]service{
 		"WithMode": {
-			ingest: repoOn[User](t, f, table, repo.WithMode(enc.WriteOnly)),
-			report: repoOn[User](t, f, table, repo.WithMode(enc.ReadOnly)),
+			ingest: engineRepoOn[User](t, f, table, repo.WithMode(enc.WriteOnly)),
+			report: engineRepoOn[User](t, f, table, repo.WithMode(enc.ReadOnly)),
 		},
 		"registry per service": {
-			ingest: repoOn[User](t, f, table, byRegistry(enc.WriteOnly)),
-			report: repoOn[User](t, f, table, byRegistry(enc.ReadOnly)),
+			ingest: engineRepoOn[User](t, f, table, byRegistry(enc.WriteOnly)),
+			report: engineRepoOn[User](t, f, table, byRegistry(enc.ReadOnly)),
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			key := "U#" + name
-			if err := svc.ingest.Put(ctx, User{PK: key, SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+			if err := svc.ingest.Put(ctx, User{PK: key, SSN: field.NewEncrypted(engineSSN)}); err != nil {
 				t.Fatalf("IngestService write: %v", err)
 			}
 			in, err := svc.ingest.Get(ctx, repo.Key{Hash: key})
@@ -391,7 +391,7 @@ func TestEngineIngestReportAdminServices(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v, err := rep.SSN.Value(); err != nil || v != ssnPlain {
+			if v, err := rep.SSN.Value(); err != nil || v != engineSSN {
 				t.Fatalf("ReportService read: %q, %v", v, err)
 			}
 			rep.SSN.Set("000-00-0000")
@@ -441,7 +441,7 @@ func TestEngineUnicodeAndEmptyValues(t *testing.T) {
 		}
 	}
 	for name, v := range values {
-		stored := storedString(t, f.rawItem(t, r.Table(), pk("U#"+name)), "ssn")
+		stored := storedString(t, f.rawItem(t, r.Table(), enginePK("U#"+name)), "ssn")
 		if !enc.IsEncrypted(stored) || (v != "" && strings.Contains(stored, v)) {
 			t.Fatalf("%s stored as %q", name, stored)
 		}
@@ -470,7 +470,7 @@ func TestEngineLargeValues(t *testing.T) {
 	f := newFixture(t)
 	f.reg.MustRegister("pii", enc.Spec{KeyID: f.alias})
 	fits := 290 * 1024
-	r := dynotestTable[engineBlob](t, f)
+	r := engineTable[engineBlob](t, f)
 
 	big := make([]byte, fits)
 	for i := range big {
@@ -497,7 +497,7 @@ func TestEngineLargeValues(t *testing.T) {
 	if strings.Contains(err.Error(), "PLAINTEXT-MARKER") {
 		t.Fatal("the error contains the plaintext")
 	}
-	if item := f.rawMaybe(t, r.Table(), pk("B#huge")); item != nil {
+	if item := f.engineRawOrNil(t, r.Table(), enginePK("B#huge")); item != nil {
 		t.Fatal("a too-large item was written")
 	}
 }
@@ -536,7 +536,7 @@ func TestEngineKindsAndNestingRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	f.reg.MustRegister("pii", enc.Spec{KeyID: f.alias})
-	r := dynotestTable[engineKinds](t, f)
+	r := engineTable[engineKinds](t, f)
 	when := time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("", 5*3600+30*60))
 	in := engineKinds{
 		PK: "K#1", Int: field.NewEncrypted(int64(math.MinInt64)), Uint: field.NewEncrypted(uint64(math.MaxUint64)),
@@ -551,14 +551,14 @@ func TestEngineKindsAndNestingRoundTrip(t *testing.T) {
 	if err := r.Put(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	raw := f.rawItem(t, r.Table(), pk("K#1"))
+	raw := f.rawItem(t, r.Table(), enginePK("K#1"))
 	if _, ok := raw["absent"]; ok {
 		t.Fatal("an absent omitempty value was stored")
 	}
 	if _, ok := raw["null"].(*types.AttributeValueMemberNULL); !ok {
 		t.Fatalf("an absent value was stored as %#v, want NULL", raw["null"])
 	}
-	if dump := strings.Join(flatten(&types.AttributeValueMemberM{Value: raw}), "\n"); strings.Contains(dump, "PLAINTEXT") || strings.Contains(dump, "1234") {
+	if dump := strings.Join(engineFlatten(&types.AttributeValueMemberM{Value: raw}), "\n"); strings.Contains(dump, "PLAINTEXT") || strings.Contains(dump, "1234") {
 		t.Fatalf("plaintext in the stored item:\n%s", dump)
 	}
 	if st := r.Encryptor().Stats(); st.GenerateDataKeyCalls != 1 {
@@ -612,8 +612,8 @@ func TestEngineKindsAndNestingRoundTrip(t *testing.T) {
 	}
 }
 
-// flatten lists every string, number and binary in an attribute value tree.
-func flatten(av types.AttributeValue) []string {
+// engineFlatten lists every string, number and binary in an attribute value tree.
+func engineFlatten(av types.AttributeValue) []string {
 	switch v := av.(type) {
 	case *types.AttributeValueMemberS:
 		return []string{v.Value}
@@ -624,21 +624,21 @@ func flatten(av types.AttributeValue) []string {
 	case *types.AttributeValueMemberL:
 		var out []string
 		for _, e := range v.Value {
-			out = append(out, flatten(e)...)
+			out = append(out, engineFlatten(e)...)
 		}
 		return out
 	case *types.AttributeValueMemberM:
 		var out []string
 		for k, e := range v.Value {
 			out = append(out, k)
-			out = append(out, flatten(e)...)
+			out = append(out, engineFlatten(e)...)
 		}
 		return out
 	}
 	return nil
 }
 
-func dynotestTable[T any](t *testing.T, f *fixture) *repo.Repo[T] {
+func engineTable[T any](t *testing.T, f *fixture) *repo.Repo[T] {
 	t.Helper()
 	return dynotest.Table[T](t, f.env, repo.WithRegistry(f.reg))
 }
@@ -647,13 +647,13 @@ func TestEngineWrongKeyOnRead(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	w := users(t, f)
-	if err := w.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(ssnPlain)}); err != nil {
+	if err := w.Put(ctx, User{PK: "U#1", SSN: field.NewEncrypted(engineSSN)}); err != nil {
 		t.Fatal(err)
 	}
 	_, otherAlias := f.env.Key(t)
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: otherAlias})
-	_, err := repoOn[User](t, f, w.Table(), repo.WithRegistry(reg)).Get(ctx, repo.Key{Hash: "U#1"})
+	_, err := engineRepoOn[User](t, f, w.Table(), repo.WithRegistry(reg)).Get(ctx, repo.Key{Hash: "U#1"})
 	if err == nil {
 		t.Fatal("a value sealed under one key opened under another")
 	}
@@ -663,5 +663,5 @@ func TestEngineWrongKeyOnRead(t *testing.T) {
 		// IncorrectKeyException, which maps to ErrInvalidCiphertext.
 		t.Skipf("moto reports a wrong key as access denied: %v", err)
 	}
-	checkEncError(t, err, enc.ErrInvalidCiphertext, enc.OpDecrypt, otherAlias)
+	engineCheckError(t, err, enc.ErrInvalidCiphertext, enc.OpDecrypt, otherAlias)
 }
