@@ -65,7 +65,10 @@ func NewEncrypted[T any](v T) Encrypted[T] {
 func (e *Encrypted[T]) Set(v T) { *e = NewEncrypted(v) }
 
 // Value returns the plaintext. An absent value gives T's zero value and no
-// error. A value loaded in WriteOnly mode fails with enc.ErrWriteOnly.
+// error. A value loaded in WriteOnly mode fails with enc.ErrWriteOnly, and
+// one that no repository opened with ErrSealed. The value is returned as
+// held: change a slice, map or pointer T with Set, not in place, or the
+// change is neither noticed nor sealed.
 func (e Encrypted[T]) Value() (T, error) {
 	var zero T
 	s := e.state
