@@ -22,7 +22,7 @@ import (
 // anything is sealed or sent.
 var ErrDuplicateKey = errors.New("dynoseal: duplicate key in batch")
 
-// ErrItemTooLarge is returned by BatchPut for an item, sealed, larger than
+// ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
 // DynamoDB's 400 KB item limit. Nothing of the call is written.
 var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit")
 

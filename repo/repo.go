@@ -272,6 +272,9 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	if err != nil {
 		return err
 	}
+	if err := r.checkItemSize("put", r.keyOf(item), av); err != nil {
+		return err
+	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
 	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
 		return err
@@ -413,4 +416,21 @@ func marshalMap(v any) (map[string]types.AttributeValue, error) {
 	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
 		o.OmitNullAttributeValues = true
 	})
+}
+
+// checkItemSize refuses an item DynamoDB would refuse, naming its largest
+// attribute: sealing makes a value about a third larger than its plaintext,
+// which is easy to overlook.
+func (r *Repo[T]) checkItemSize(op string, k Key, av map[string]types.AttributeValue) error {
+	size := itemSize(av)
+	if size <= maxItemBytes {
+		return nil
+	}
+	largest, largestSize := "", 0
+	for name, v := range av {
+		if n := len(name) + valueSize(v); n > largestSize {
+			largest, largestSize = name, n
+		}
+	}
+	return fmt.Errorf("repo %s: %s %s: item is %d bytes, largest attribute %q is %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
 }

@@ -463,8 +463,8 @@ type engineBlob struct {
 
 // DynamoDB items are at most 400 KB, and a sealed value is base64 (4/3 of
 // the bytes) of the plaintext plus the envelope, so the largest value that
-// fits is about 299 KB. A 350 KB value is sealed but cannot be stored: the
-// write fails with DynamoDB's own error and nothing is written.
+// fits is about 299 KB. A 350 KB value is sealed but cannot be stored: Put
+// refuses it with repo.ErrItemTooLarge before sending it, and nothing is written.
 func TestEngineLargeValues(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -490,9 +490,8 @@ func TestEngineLargeValues(t *testing.T) {
 	huge := make([]byte, 350*1024)
 	copy(huge, "PLAINTEXT-MARKER")
 	err = r.Put(ctx, engineBlob{PK: "B#huge", Data: field.NewEncrypted(huge)})
-	var apiErr smithy.APIError
-	if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ValidationException" {
-		t.Fatalf("350 KB value: %v, want DynamoDB's ValidationException", err)
+	if !errors.Is(err, repo.ErrItemTooLarge) || !strings.Contains(err.Error(), `"data"`) {
+		t.Fatalf("350 KB value: %v, want repo.ErrItemTooLarge naming the attribute", err)
 	}
 	if strings.Contains(err.Error(), "PLAINTEXT-MARKER") {
 		t.Fatal("the error contains the plaintext")
