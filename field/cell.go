@@ -26,7 +26,7 @@ func (e *Encrypted[T]) PendingPlaintext() ([]byte, bool, error) {
 	if e.state == nil || !e.state.pending {
 		return nil, false, nil
 	}
-	b, err := encodePlain(e.state.value)
+	b, err := encodePlain(*e.state.value)
 	return b, err == nil, err
 }
 
@@ -59,7 +59,7 @@ func (e *Encrypted[T]) SetOpened(plaintext []byte) error {
 		return err
 	}
 	s := *e.state
-	s.value, s.hasValue, s.openErr = v, true, nil
+	s.value, s.hasValue, s.openErr = &v, true, nil
 	e.state = &s
 	return nil
 }

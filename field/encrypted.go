@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -28,20 +29,27 @@ const Redacted = "[encrypted]"
 // `dynamodbav:",omitempty"`). Copies are independent: Set on one never changes
 // another.
 //
-// string and []byte are sealed as their bytes; any other T is sealed as its
-// encoding/json encoding, which round-trips every value that JSON can carry
-// exactly (see docs/field-encryption.md).
+// A T whose underlying type is string or []byte is sealed as its bytes; any
+// other T as its encoding/json encoding (numbers are decoded with UseNumber,
+// so an interface keeps every digit). Values JSON cannot give back exactly
+// (NaN and infinite floats, strings that are not valid UTF-8, a T holding
+// another Encrypted) fail to seal with a clear error instead of losing data.
+// "Types" in docs/field-encryption.md has the details for each kind.
 //
 // Encrypted never prints, logs or JSON-encodes its plaintext.
 type Encrypted[T any] struct {
 	// state is shared by copies but never changed after it is made; every
-	// change installs a new one. A pointer also keeps the plaintext out of
-	// fmt output of unexported fields, where methods are not consulted.
+	// change installs a new one.
 	state *state[T]
 }
 
+// state keeps the plaintext two pointers away from an Encrypted. fmt cannot
+// call String or Format on an unexported field; it prints a pointer there
+// as an address, except that a verb that does not fit a pointer (%s, %q)
+// makes it print the pointed-to struct, one level deep, in its error text.
+// One level deep, value is still only a pointer, printed as an address.
 type state[T any] struct {
-	value    T
+	value    *T
 	hasValue bool   // value holds the plaintext
 	pending  bool   // value is new, changed or legacy plaintext: it must be sealed before a write
 	stored   string // the sealed form, as loaded or as sealed for a write
@@ -50,14 +58,17 @@ type state[T any] struct {
 
 // NewEncrypted returns an Encrypted holding v, to be sealed on the next write.
 func NewEncrypted[T any](v T) Encrypted[T] {
-	return Encrypted[T]{state: &state[T]{value: v, hasValue: true, pending: true}}
+	return Encrypted[T]{state: &state[T]{value: &v, hasValue: true, pending: true}}
 }
 
 // Set replaces the value; it will be sealed on the next write.
 func (e *Encrypted[T]) Set(v T) { *e = NewEncrypted(v) }
 
 // Value returns the plaintext. An absent value gives T's zero value and no
-// error. A value loaded in WriteOnly mode fails with enc.ErrWriteOnly.
+// error. A value loaded in WriteOnly mode fails with enc.ErrWriteOnly, and
+// one that no repository opened with ErrSealed. The value is returned as
+// held: change a slice, map or pointer T with Set, not in place, or the
+// change is neither noticed nor sealed.
 func (e Encrypted[T]) Value() (T, error) {
 	var zero T
 	s := e.state
@@ -65,7 +76,7 @@ func (e Encrypted[T]) Value() (T, error) {
 	case s == nil:
 		return zero, nil
 	case s.hasValue:
-		return s.value, nil
+		return *s.value, nil
 	case s.openErr != nil:
 		return zero, s.openErr
 	default:
@@ -91,27 +102,35 @@ func (e Encrypted[T]) Ciphertext() string {
 	return e.state.stored
 }
 
-// MarshalDynamoDBAttributeValue writes the sealed form. It never calls KMS: a
-// new or changed value that has not been sealed fails with enc.ErrNotSealed,
-// so plaintext cannot be written by accident.
+// MarshalDynamoDBAttributeValue writes the sealed form, or NULL for an absent
+// value. It never calls KMS: a new or changed value that has not been sealed
+// fails with an error wrapping enc.ErrNotSealed, so plaintext cannot be
+// written by accident. A repository seals every Encrypted its item type
+// declares before it marshals; one it cannot see (held in an interface field,
+// or marshalled with attributevalue directly) ends here.
 func (e Encrypted[T]) MarshalDynamoDBAttributeValue() (types.AttributeValue, error) {
 	s := e.state
 	switch {
 	case s == nil:
 		return &types.AttributeValueMemberNULL{Value: true}, nil
 	case s.pending || s.stored == "":
-		return nil, enc.ErrNotSealed
+		return nil, fmt.Errorf("field.Encrypted[%s] holds a value that was never sealed (an Encrypted in an interface field, or marshalled outside a repository, is not sealed): %w", plainTypeName[T](), enc.ErrNotSealed)
 	default:
 		return &types.AttributeValueMemberS{Value: s.stored}, nil
 	}
 }
 
 // UnmarshalDynamoDBAttributeValue keeps a sealed value as stored, to be opened
-// by a repository. A value without the enc.Prefix is plaintext written before
-// the field was encrypted: it loads as plaintext and is sealed on the next write.
+// by a repository. NULL (or a nil attribute) loads as absent. Any other value
+// without the enc.Prefix is plaintext written before the field was encrypted
+// (see "Types" in docs/field-encryption.md for how each T reads it): it loads
+// as plaintext and is sealed on the next write. Errors never quote the value.
 func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) error {
+	if err := checkAttributeValue(av, 0); err != nil {
+		return fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err)
+	}
 	switch v := av.(type) {
-	case *types.AttributeValueMemberNULL:
+	case nil, *types.AttributeValueMemberNULL:
 		*e = Encrypted[T]{}
 		return nil
 	case *types.AttributeValueMemberS:
@@ -119,26 +138,66 @@ func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) 
 			*e = Encrypted[T]{state: &state[T]{stored: v.Value}}
 			return nil
 		}
-		return e.loadLegacy([]byte(v.Value), true)
-	case *types.AttributeValueMemberN:
-		return e.loadLegacy([]byte(v.Value), false)
-	case *types.AttributeValueMemberB:
-		return e.loadLegacy(v.Value, false)
-	case nil:
-		return fmt.Errorf("%w: nil attribute value", enc.ErrMalformed)
-	default:
-		return fmt.Errorf("%w: an encrypted field cannot be stored as %T", enc.ErrMalformed, av)
 	}
-}
-
-func (e *Encrypted[T]) loadLegacy(raw []byte, text bool) error {
-	v, err := decodeLegacy[T](raw, text)
+	plain, err := decodeLegacy[T](av)
 	if err != nil {
-		return err
+		return fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err)
 	}
-	*e = Encrypted[T]{state: &state[T]{value: v, hasValue: true, pending: true}}
+	*e = Encrypted[T]{state: &state[T]{value: &plain, hasValue: true, pending: true}}
 	return nil
 }
+
+// maxNesting is DynamoDB's limit on nested lists and maps.
+const maxNesting = 32
+
+// checkAttributeValue rejects what DynamoDB never returns but a caller's own
+// value could hold: typed nil members, unknown member types and nesting
+// beyond DynamoDB's limit. attributevalue would panic or recurse on them.
+func checkAttributeValue(av types.AttributeValue, depth int) error {
+	if depth > maxNesting {
+		return fmt.Errorf("%w: attribute nested deeper than %d levels", enc.ErrMalformed, maxNesting)
+	}
+	switch v := av.(type) {
+	case nil:
+		return nil
+	case *types.AttributeValueMemberS, *types.AttributeValueMemberN, *types.AttributeValueMemberB,
+		*types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL, *types.AttributeValueMemberSS,
+		*types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
+		if reflect.ValueOf(v).IsNil() {
+			return fmt.Errorf("%w: nil %T", enc.ErrMalformed, v)
+		}
+		return nil
+	case *types.AttributeValueMemberL:
+		if v == nil {
+			return fmt.Errorf("%w: nil %T", enc.ErrMalformed, v)
+		}
+		for _, item := range v.Value {
+			if err := checkAttributeValue(item, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *types.AttributeValueMemberM:
+		if v == nil {
+			return fmt.Errorf("%w: nil %T", enc.ErrMalformed, v)
+		}
+		for _, item := range v.Value {
+			if err := checkAttributeValue(item, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unsupported attribute value type %T", enc.ErrMalformed, av)
+}
+
+func plainTypeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+// encryptedField marks Encrypted types, so an Encrypted inside the T of
+// another is refused instead of being sealed as its redacted JSON form.
+func (Encrypted[T]) encryptedField() {}
+
+func (Encrypted[T]) plainType() reflect.Type { return reflect.TypeFor[T]() }
 
 // String returns [Redacted].
 func (e Encrypted[T]) String() string { return Redacted }

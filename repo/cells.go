@@ -64,9 +64,14 @@ type cellWalker struct {
 	// caller's item through shared memory.
 	copyOnWrite bool
 	visit       func(foundCell) error
-	// storeBack collects the map stores to repeat after the visited cells
-	// have changed, since map elements are walked as copies.
-	storeBack *[]func()
+	// writeBacks collects, for cells inside map values, the store of the
+	// changed element into its map. Map values are copies: the store must
+	// run after the cell has been sealed or opened, not during the walk.
+	writeBacks *[]func()
+	// cloned holds the pointers copyOnWrite made, so that a pointer reached
+	// twice (an embedded *struct with several encrypted fields) is cloned
+	// once and the cells found through it stay the item's cells.
+	cloned map[uintptr]bool
 }
 
 func (w *cellWalker) walkStruct(v reflect.Value, path paths) error {
@@ -104,9 +109,16 @@ func (w *cellWalker) fieldByIndex(v reflect.Value, index []int) (reflect.Value, 
 }
 
 func (w *cellWalker) clonePointer(v reflect.Value) {
+	if w.cloned[v.Pointer()] {
+		return
+	}
 	c := reflect.New(v.Type().Elem())
 	c.Elem().Set(v.Elem())
 	v.Set(c)
+	if w.cloned == nil {
+		w.cloned = map[uintptr]bool{}
+	}
+	w.cloned[c.Pointer()] = true
 }
 
 func (w *cellWalker) walk(v reflect.Value, path paths, f cellField) error {
@@ -147,7 +159,7 @@ func (w *cellWalker) walk(v reflect.Value, path paths, f cellField) error {
 		}
 		// Map elements are not addressable: work on a copy and store it
 		// back, now and again once its cells are sealed or opened, which
-		// happens after the walk (see storeBack).
+		// happens after the walk (see writeBacks).
 		target := v
 		if w.copyOnWrite {
 			target = reflect.MakeMapWithSize(t, v.Len())
@@ -161,8 +173,8 @@ func (w *cellWalker) walk(v reflect.Value, path paths, f cellField) error {
 				return err
 			}
 			target.SetMapIndex(key, elem)
-			if w.storeBack != nil {
-				*w.storeBack = append(*w.storeBack, func() { target.SetMapIndex(key, elem) })
+			if w.writeBacks != nil {
+				*w.writeBacks = append(*w.writeBacks, func() { target.SetMapIndex(key, elem) })
 			}
 		}
 		if w.copyOnWrite {
@@ -330,18 +342,18 @@ func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
 
 // sealer seals the pending encrypted values of items before a write.
 type sealer struct {
-	encryptor *enc.Encryptor
-	plans     map[reflect.Type]*cellPlan
-	item      *itemPlan
-	reqs      []enc.SealRequest
-	cells     []field.Cell
-	storeBack []func()
+	encryptor  *enc.Encryptor
+	plans      map[reflect.Type]*cellPlan
+	item       *itemPlan
+	reqs       []enc.SealRequest
+	cells      []field.Cell
+	writeBacks []func()
 }
 
 // add collects the pending values of one item, held in an addressable v.
 func (s *sealer) add(v reflect.Value) error {
 	facts := itemFacts{plan: s.item, item: v}
-	w := cellWalker{plans: s.plans, copyOnWrite: true, storeBack: &s.storeBack, visit: func(c foundCell) error {
+	w := cellWalker{plans: s.plans, copyOnWrite: true, writeBacks: &s.writeBacks, visit: func(c foundCell) error {
 		fail := func(err error) error {
 			return &enc.Error{Op: enc.OpEncrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}
 		}
@@ -383,7 +395,7 @@ func (s *sealer) discard() {
 	for _, r := range s.reqs {
 		clear(r.Plaintext)
 	}
-	s.reqs, s.cells, s.storeBack = nil, nil, nil
+	s.reqs, s.cells, s.writeBacks = nil, nil, nil
 }
 
 // seal encrypts everything collected, sharing data keys across items.
@@ -392,7 +404,7 @@ func (s *sealer) seal(ctx context.Context) error {
 		return nil
 	}
 	stored, err := s.encryptor.Seal(ctx, s.reqs)
-	cells, storeBack := s.cells, s.storeBack
+	cells, writeBacks := s.cells, s.writeBacks
 	s.discard()
 	if err != nil {
 		return err
@@ -400,27 +412,27 @@ func (s *sealer) seal(ctx context.Context) error {
 	for i, c := range cells {
 		c.SetSealed(stored[i])
 	}
-	for _, store := range storeBack {
-		store()
+	for _, wb := range writeBacks {
+		wb()
 	}
 	return nil
 }
 
 // opener opens the sealed values of items after a read.
 type opener struct {
-	encryptor *enc.Encryptor
-	plans     map[reflect.Type]*cellPlan
-	item      *itemPlan
-	reqs      []enc.OpenRequest
-	cells     []field.Cell
-	storeBack []func()
+	encryptor  *enc.Encryptor
+	plans      map[reflect.Type]*cellPlan
+	item       *itemPlan
+	reqs       []enc.OpenRequest
+	cells      []field.Cell
+	writeBacks []func()
 }
 
 // add collects the sealed values of one item, held in an addressable v and
 // unmarshalled from raw (nil when unknown).
 func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error {
 	facts := itemFacts{plan: o.item, item: v, raw: raw}
-	w := cellWalker{plans: o.plans, storeBack: &o.storeBack, visit: func(c foundCell) error {
+	w := cellWalker{plans: o.plans, writeBacks: &o.writeBacks, visit: func(c foundCell) error {
 		stored, ok := c.cell.StoredCiphertext()
 		if !ok {
 			return nil
@@ -455,8 +467,8 @@ func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error
 func (o *opener) open(ctx context.Context) error {
 	// Cells in maps were given open errors (WriteOnly) during the walk.
 	defer func() {
-		for _, store := range o.storeBack {
-			store()
+		for _, wb := range o.writeBacks {
+			wb()
 		}
 	}()
 	if len(o.reqs) == 0 {

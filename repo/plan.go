@@ -129,7 +129,17 @@ func lessIndex(a, b []int) bool {
 
 // isCell reports whether t is field.Encrypted[X] (or another Cell value type).
 func isCell(t reflect.Type) bool {
-	return t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(cellType)
+	if t.Kind() != reflect.Struct || !reflect.PointerTo(t).Implements(cellType) {
+		return false
+	}
+	// A struct that embeds an Encrypted implements Cell through promotion
+	// but is not a cell; New rejects it by name.
+	for i := range t.NumField() {
+		if t.Field(i).Anonymous {
+			return false
+		}
+	}
+	return true
 }
 
 // cellPlan says where the encrypted values of one struct type are.
@@ -197,12 +207,32 @@ func directCells(t reflect.Type) bool {
 	}
 }
 
+// cellUnder returns the cell type under t, for a t that directCells accepts.
+func cellUnder(t reflect.Type) reflect.Type {
+	for !isCell(t) {
+		t = t.Elem()
+	}
+	return t
+}
+
 func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
 	if cp, ok := p.plans[t]; ok {
 		return cp, nil
 	}
 	cp := &cellPlan{}
 	p.plans[t] = cp // before recursing, so recursive types terminate
+	for i := range t.NumField() {
+		// Embedding promotes the Encrypted's marshal and print methods to
+		// the whole struct, which then marshals as one encrypted value.
+		sf := t.Field(i)
+		embedded := sf.Type
+		if embedded.Kind() == reflect.Pointer {
+			embedded = embedded.Elem()
+		}
+		if sf.Anonymous && isCell(embedded) {
+			return nil, fmt.Errorf("repo: field %s.%s: an embedded field.Encrypted makes %s marshal as that one value; give the field a name", owner, sf.Name, owner)
+		}
+	}
 	for _, f := range attrFields(t) {
 		if !containsCells(f.typ, map[reflect.Type]bool{}) {
 			continue
@@ -218,6 +248,9 @@ func (p *planner) plan(t reflect.Type, owner string) (*cellPlan, error) {
 			spec, ok := p.registry.Lookup(specName)
 			if !ok {
 				return nil, fmt.Errorf("repo: field %s (attribute %q): spec %q: %w", where, f.name, specName, enc.ErrNoSpec)
+			}
+			if err := field.CheckType(cellUnder(f.typ)); err != nil {
+				return nil, fmt.Errorf("repo: field %s (attribute %q): %w", where, f.name, err)
 			}
 			if p.mode != nil {
 				spec.Mode = *p.mode

@@ -28,6 +28,10 @@ type ReadOptions struct {
 	PageSize int
 	// Segments scans the table in this many parallel segments (Scan).
 	Segments int
+	// Segment is the one segment of Segments to read, counting from 0, when
+	// set with [Segment] (Scan, ScanPage).
+	Segment    int
+	oneSegment bool
 }
 
 // ReadOption changes [ReadOptions].
@@ -61,6 +65,12 @@ func PageSize(n int) ReadOption { return func(o *ReadOptions) { o.PageSize = n }
 // Segments scans in n parallel segments.
 func Segments(n int) ReadOption { return func(o *ReadOptions) { o.Segments = n } }
 
+// Segment reads only segment i (counting from 0) of a scan split into total
+// segments, e.g. to share one scan out among several workers or processes.
+func Segment(i, total int) ReadOption {
+	return func(o *ReadOptions) { o.Segment, o.Segments, o.oneSegment = i, total, true }
+}
+
 // readOptions applies opts and rejects the knobs op does not take.
 func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, error) {
 	var o ReadOptions
@@ -79,7 +89,7 @@ func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, 
 		return o, bad("a limit")
 	case o.PageSize != 0 && allowed&knobLimit == 0:
 		return o, bad("a page size")
-	case o.Segments != 0 && allowed&knobSegments == 0:
+	case (o.Segments != 0 || o.oneSegment) && allowed&knobSegments == 0:
 		return o, bad("segments")
 	case o.Limit < 0 || o.PageSize < 0 || o.Segments < 0:
 		return o, fmt.Errorf("repo: %s: negative limit, page size or segment count", op)

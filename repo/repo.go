@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +50,8 @@ type Options struct {
 	Registry *enc.Registry
 	// Mode, when set, replaces the mode of every spec the repository uses.
 	Mode *enc.Mode
+	// Batch tunes BatchGet, BatchPut and BatchDelete.
+	Batch BatchOptions
 }
 
 // Option changes [Options].
@@ -86,6 +89,7 @@ type Repo[T any] struct {
 	plans     map[reflect.Type]*cellPlan
 	item      *itemPlan
 	hash, rng *keyField
+	batch     BatchOptions
 }
 
 // New checks T once (keys, encrypted fields, their specs) and returns its
@@ -124,7 +128,8 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, item: item, hash: hash, rng: rng}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, item: item, hash: hash, rng: rng,
+		batch: o.Batch.withDefaults()}, nil
 }
 
 // Table returns the table name.
@@ -144,6 +149,25 @@ func (r *Repo[T]) db() (API, error) {
 type Key struct {
 	Hash  any
 	Range any
+}
+
+// String writes k the way it is written in Go, so it can be found in code
+// and logs. Keys are never encrypted, so they may appear in errors.
+func (k Key) String() string {
+	if k.Range == nil {
+		return "{Hash:" + formatKeyValue(k.Hash) + "}"
+	}
+	return "{Hash:" + formatKeyValue(k.Hash) + " Range:" + formatKeyValue(k.Range) + "}"
+}
+
+func formatKeyValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []byte:
+		return fmt.Sprintf("0x%x", v)
+	}
+	return fmt.Sprint(v)
 }
 
 func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
@@ -253,6 +277,9 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	if err != nil {
 		return err
 	}
+	if err := r.checkItemSize("put", r.keyOf(item), av); err != nil {
+		return err
+	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
 	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
 		return err
@@ -288,7 +315,7 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
 	}
 	if out.Item == nil {
-		return zero, fmt.Errorf("repo %s: get %v: %w", r.table, k, ErrNotFound)
+		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
 	}
 	return r.Unmarshal(ctx, out.Item)
 }
@@ -394,4 +421,21 @@ func marshalMap(v any) (map[string]types.AttributeValue, error) {
 	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) {
 		o.OmitNullAttributeValues = true
 	})
+}
+
+// checkItemSize refuses an item DynamoDB would refuse, naming its largest
+// attribute: sealing makes a value about a third larger than its plaintext,
+// which is easy to overlook.
+func (r *Repo[T]) checkItemSize(op string, k Key, av map[string]types.AttributeValue) error {
+	size := itemSize(av)
+	if size <= maxItemBytes {
+		return nil
+	}
+	largest, largestSize := "", 0
+	for name, v := range av {
+		if n := len(name) + valueSize(v); n > largestSize {
+			largest, largestSize = name, n
+		}
+	}
+	return fmt.Errorf("repo %s: %s %s: item is %d bytes, largest attribute %q is %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
 }

@@ -231,7 +231,7 @@ func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOptio
 		return zero, err
 	}
 	if len(out.Attributes) == 0 {
-		return zero, fmt.Errorf("repo %s: delete %v: %w", r.table, k, ErrNotFound)
+		return zero, fmt.Errorf("repo %s: delete %s: %w", r.table, k, ErrNotFound)
 	}
 	return r.Unmarshal(ctx, out.Attributes)
 }

@@ -1,0 +1,646 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// ErrDuplicateKey is returned when one batch call names the same key twice.
+// DynamoDB rejects such a request as a whole, so the call is refused before
+// anything is sealed or sent.
+var ErrDuplicateKey = errors.New("dynoseal: duplicate key in batch")
+
+// ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
+// DynamoDB's 400 KB item limit. Nothing of the call is written.
+var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit")
+
+// DynamoDB's limits for one request. Item sizes are counted the way DynamoDB
+// counts them (attribute names plus values), not as JSON on the wire.
+const (
+	maxWritesPerRequest = 25
+	maxKeysPerRequest   = 100
+	maxRequestBytes     = 16 << 20
+	maxItemBytes        = 400 << 10
+)
+
+// BatchOptions tune BatchGet, BatchPut and BatchDelete.
+type BatchOptions struct {
+	// Concurrency bounds the requests one call has in flight. Default 4.
+	Concurrency int
+	// BaseDelay and MaxDelay shape the wait before DynamoDB's unprocessed
+	// items (or a throttled request) are sent again: the n-th retry of a
+	// request waits a random time between 0 and min(MaxDelay, BaseDelay·2ⁿ).
+	// Defaults 50 ms and 5 s.
+	BaseDelay, MaxDelay time.Duration
+}
+
+// WithBatchConcurrency bounds the requests one batch call has in flight.
+func WithBatchConcurrency(n int) Option { return func(o *Options) { o.Batch.Concurrency = n } }
+
+// WithBatchBackoff sets the backoff before unprocessed items are retried:
+// the n-th retry waits a random time between 0 and min(max, base·2ⁿ).
+func WithBatchBackoff(base, max time.Duration) Option {
+	return func(o *Options) { o.Batch.BaseDelay, o.Batch.MaxDelay = base, max }
+}
+
+func (o BatchOptions) withDefaults() BatchOptions {
+	if o.Concurrency < 1 {
+		o.Concurrency = 4
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = 50 * time.Millisecond
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 5 * time.Second
+	}
+	o.MaxDelay = max(o.MaxDelay, o.BaseDelay)
+	return o
+}
+
+// delay is the full-jitter wait before the retry after attempt (0-based).
+func (o BatchOptions) delay(attempt int) time.Duration {
+	ceiling := o.MaxDelay
+	if attempt < 62 {
+		if d := o.BaseDelay << attempt; d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return rand.N(ceiling + 1)
+}
+
+// BatchError reports the keys a batch call did not process: items not
+// written (BatchPut), not deleted (BatchDelete) or not read (BatchGet). Match
+// it with errors.As; Err, the cause, also matches with errors.Is (e.g.
+// context.DeadlineExceeded, or the SDK's error for a failed request).
+//
+// A key whose request was cut short by the context may or may not have been
+// written; puts and deletes are idempotent, so sending them again is safe.
+type BatchError struct {
+	Op    string // "BatchGet", "BatchPut" or "BatchDelete"
+	Table string
+	// Unprocessed lists the keys not processed, in the order of the call's input.
+	Unprocessed []Key
+	// Total is the number of keys in the call.
+	Total int
+	Err   error
+}
+
+func (e *BatchError) Error() string {
+	const shown = 10
+	var b strings.Builder
+	fmt.Fprintf(&b, "repo %s: %s: %d of %d keys not processed: ", e.Table, e.Op, len(e.Unprocessed), e.Total)
+	for i, k := range e.Unprocessed[:min(shown, len(e.Unprocessed))] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k.String())
+	}
+	if n := len(e.Unprocessed) - shown; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// BatchPut writes items, replacing any items with the same keys, in as many
+// BatchWriteItem requests as DynamoDB's limits need (25 items, 16 MB), at
+// most Concurrency at once. Items DynamoDB leaves unprocessed are sent again
+// with backoff until all are written or ctx ends.
+//
+// All encrypted values of the call are sealed before anything is sent, with
+// one data key per spec for the whole call; if sealing fails, nothing is
+// written. Two items with the same key fail with ErrDuplicateKey and an item
+// over 400 KB with ErrItemTooLarge, also before anything is sent. Items that
+// could not be written are named in a *BatchError; the others are written.
+func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
+	if len(items) == 0 {
+		return nil
+	}
+	db, err := r.db()
+	if err != nil {
+		return err
+	}
+	keys := make([]Key, len(items))
+	for i, item := range items {
+		keys[i] = r.keyOf(item)
+	}
+	if _, err := r.keyMaps("BatchPut", keys); err != nil {
+		return err
+	}
+	avs, err := r.marshalAll(ctx, items)
+	if err != nil {
+		return err
+	}
+	reqs := make([]types.WriteRequest, len(avs))
+	ids := make([]string, len(avs))
+	sizes := make([]int, len(avs))
+	seen := make(map[string]int, len(avs))
+	for i, av := range avs {
+		if ids[i], err = r.keyID(av); err != nil {
+			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, keys[i].String(), err)
+		}
+		if j, dup := seen[ids[i]]; dup {
+			return fmt.Errorf("repo %s: BatchPut: items %d and %d have the same stored key %s: %w", r.table, j, i, keys[i].String(), ErrDuplicateKey)
+		}
+		seen[ids[i]] = i
+		if sizes[i] = itemSize(av); sizes[i] > maxItemBytes {
+			return fmt.Errorf("repo %s: BatchPut: item %d %s is %d bytes: %w", r.table, i, keys[i].String(), sizes[i], ErrItemTooLarge)
+		}
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: av}}
+	}
+	return r.write(ctx, db, "BatchPut", keys, ids, sizes, reqs)
+}
+
+// BatchDelete removes the items with keys, in requests of at most 25 keys,
+// at most Concurrency at once, retrying unprocessed keys with backoff until
+// all are deleted or ctx ends. Missing items are not an error. Duplicate keys
+// fail with ErrDuplicateKey before anything is sent; keys not deleted are
+// named in a *BatchError.
+func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	db, err := r.db()
+	if err != nil {
+		return err
+	}
+	keyMaps, err := r.keyMaps("BatchDelete", keys)
+	if err != nil {
+		return err
+	}
+	reqs := make([]types.WriteRequest, len(keys))
+	ids := make([]string, len(keys))
+	sizes := make([]int, len(keys))
+	for i, km := range keyMaps {
+		ids[i], _ = r.keyID(km) // keyMaps has checked it
+		sizes[i] = itemSize(km)
+		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: km}}
+	}
+	return r.write(ctx, db, "BatchDelete", keys, ids, sizes, reqs)
+}
+
+// write sends reqs with BatchWriteItem; ids are their canonical keys.
+func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids []string, sizes []int, reqs []types.WriteRequest) error {
+	send := func(ctx context.Context, idx []int) ([]int, error) {
+		batch := make([]types.WriteRequest, len(idx))
+		for j, i := range idx {
+			batch[j] = reqs[i]
+		}
+		out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{r.table: batch}})
+		if err != nil {
+			return nil, err
+		}
+		var left []attributeMap
+		for _, ws := range out.UnprocessedItems {
+			for _, w := range ws {
+				switch {
+				case w.PutRequest != nil:
+					left = append(left, w.PutRequest.Item)
+				case w.DeleteRequest != nil:
+					left = append(left, w.DeleteRequest.Key)
+				}
+			}
+		}
+		return r.match(idx, ids, left)
+	}
+	left, cause := r.batch.drive(ctx, chunk(sizes, maxWritesPerRequest, maxRequestBytes), send)
+	if len(left) == 0 {
+		return nil
+	}
+	return &BatchError{Op: op, Table: r.table, Unprocessed: pick(keys, left), Total: len(keys), Err: cause}
+}
+
+// BatchGet reads the items with keys and returns those that exist, in the
+// order of keys; keys without an item are simply absent from the result. It
+// takes ConsistentRead and Project (the key attributes are always returned,
+// to match items to keys).
+//
+// Keys are sent in requests of at most 100, at most Concurrency at once;
+// keys DynamoDB leaves unprocessed (e.g. past its 16 MB response limit) are
+// sent again with backoff until all are read or ctx ends. Then the encrypted
+// values of all items are opened together: one Decrypt per distinct data key
+// for the whole call.
+//
+// Duplicate keys fail with ErrDuplicateKey before anything is sent. When
+// some keys could not be read, BatchGet returns the items it did read
+// together with a *BatchError naming the others. When the items read cannot
+// be opened (KMS denies the Decrypt, or ctx ends first), no item is returned
+// and the *BatchError names every key except those known to have no item,
+// wrapping the *enc.Error.
+func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
+	o, err := readOptions("BatchGet", 0, opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	db, err := r.db()
+	if err != nil {
+		return nil, err
+	}
+	keyMaps, err := r.keyMaps("BatchGet", keys)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(keys))
+	sizes := make([]int, len(keys))
+	for i, km := range keyMaps {
+		ids[i], _ = r.keyID(km) // keyMaps has checked it
+		sizes[i] = itemSize(km)
+	}
+	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
+	if len(o.Projection) > 0 {
+		attrs := slices.Clone(o.Projection)
+		for _, k := range []*keyField{r.hash, r.rng} {
+			if k != nil && !slices.Contains(attrs, k.name) {
+				attrs = append(attrs, k.name)
+			}
+		}
+		if request.ProjectionExpression, request.ExpressionAttributeNames, err = projection(attrs); err != nil {
+			return nil, err
+		}
+	}
+
+	// found[i] is the item of keys[i]; requests in flight fill distinct slots.
+	found := make([]attributeMap, len(keys))
+	send := func(ctx context.Context, idx []int) ([]int, error) {
+		ka := request
+		ka.Keys = make([]attributeMap, len(idx))
+		for j, i := range idx {
+			ka.Keys[j] = keyMaps[i]
+		}
+		out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{r.table: ka}})
+		if err != nil {
+			return nil, err
+		}
+		var got, unprocessed []attributeMap
+		for _, items := range out.Responses {
+			got = append(got, items...)
+		}
+		for _, u := range out.UnprocessedKeys {
+			unprocessed = append(unprocessed, u.Keys...)
+		}
+		at, err := r.match(idx, ids, got)
+		if err != nil {
+			return nil, err
+		}
+		left, err := r.match(idx, ids, unprocessed)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			found[i] = got[j]
+		}
+		return left, nil
+	}
+	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
+
+	var avs []attributeMap
+	var read []int
+	for i, av := range found {
+		if av != nil {
+			avs = append(avs, av)
+			read = append(read, i)
+		}
+	}
+	items, err := r.unmarshalAll(ctx, avs)
+	if err != nil {
+		// The items read are not delivered either; only keys known to
+		// have no item are done.
+		undelivered := append(read, left...)
+		slices.Sort(undelivered)
+		return nil, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, undelivered), Total: len(keys), Err: joinCauses(err, cause)}
+	}
+	if len(left) > 0 {
+		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, left), Total: len(keys), Err: cause}
+	}
+	return items, nil
+}
+
+type attributeMap = map[string]types.AttributeValue
+
+// keyMaps marshals keys and rejects the call if two of them are equal.
+func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {
+	out := make([]attributeMap, len(keys))
+	seen := make(map[string]int, len(keys))
+	for i, k := range keys {
+		km, err := r.keyMap(k)
+		if err != nil {
+			return nil, fmt.Errorf("repo %s: %s: key %d: %w", r.table, op, i, err)
+		}
+		id, err := r.keyID(km)
+		if err != nil {
+			return nil, fmt.Errorf("repo %s: %s: key %d %s: %w", r.table, op, i, k.String(), err)
+		}
+		if j, dup := seen[id]; dup {
+			return nil, fmt.Errorf("repo %s: %s: key %s appears at %d and %d: %w", r.table, op, k.String(), j, i, ErrDuplicateKey)
+		}
+		seen[id] = i
+		out[i] = km
+	}
+	return out, nil
+}
+
+// keyID returns a string that is equal for two attribute maps exactly when
+// DynamoDB sees the same primary key in them.
+func (r *Repo[T]) keyID(m attributeMap) (string, error) {
+	var b strings.Builder
+	for _, k := range []*keyField{r.hash, r.rng} {
+		if k == nil {
+			continue
+		}
+		var kind, val string
+		switch v := m[k.name].(type) {
+		case *types.AttributeValueMemberS:
+			kind, val = "S", v.Value
+		case *types.AttributeValueMemberN:
+			kind, val = "N", canonicalNumber(v.Value)
+		case *types.AttributeValueMemberB:
+			kind, val = "B", string(v.Value)
+		case nil:
+			return "", fmt.Errorf("key attribute %s is missing", k.name)
+		default:
+			return "", fmt.Errorf("key attribute %s is a %T, want a string, number or binary", k.name, v)
+		}
+		fmt.Fprintf(&b, "%s%d:%s", kind, len(val), val)
+	}
+	return b.String(), nil
+}
+
+// match returns the positions in idx of the keys of ms, which DynamoDB
+// returned for a request of the keys idx. A key that was not requested is
+// an error: the response cannot be trusted to account for the request.
+func (r *Repo[T]) match(idx []int, ids []string, ms []attributeMap) ([]int, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	pos := make(map[string]int, len(idx))
+	for _, i := range idx {
+		pos[ids[i]] = i
+	}
+	out := make([]int, len(ms))
+	for j, m := range ms {
+		id, err := r.keyID(m)
+		if err != nil {
+			return nil, fmt.Errorf("DynamoDB response: %w", err)
+		}
+		i, ok := pos[id]
+		if !ok {
+			return nil, errors.New("DynamoDB response names a key that was not requested")
+		}
+		out[j] = i
+	}
+	return out, nil
+}
+
+// canonicalNumber writes a DynamoDB number so that numbers DynamoDB treats as
+// equal ("10", "10.0", "1e1", "+10") give the same string.
+func canonicalNumber(s string) string {
+	num := strings.TrimSpace(s)
+	sign := ""
+	switch {
+	case strings.HasPrefix(num, "-"):
+		sign, num = "-", num[1:]
+	case strings.HasPrefix(num, "+"):
+		num = num[1:]
+	}
+	exp := 0
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		e, err := strconv.Atoi(num[i+1:])
+		if err != nil {
+			return s
+		}
+		num, exp = num[:i], e
+	}
+	whole, frac, _ := strings.Cut(num, ".")
+	digits := whole + frac
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return s
+	}
+	exp -= len(frac)
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0"
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	return sign + trimmed + "e" + strconv.Itoa(exp)
+}
+
+// itemSize is the size DynamoDB charges an item (or key) against its limits:
+// attribute names plus values, as its documentation describes.
+func itemSize(m attributeMap) int {
+	n := 0
+	for name, v := range m {
+		n += len(name) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return numberSize(v.Value)
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range v.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range v.Value {
+			n += numberSize(s)
+		}
+		return n
+	case *types.AttributeValueMemberBS:
+		n := 0
+		for _, b := range v.Value {
+			n += len(b)
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + valueSize(e)
+		}
+		return n
+	default: // BOOL, NULL
+		return 1
+	}
+}
+
+// numberSize is one byte per two significant digits plus one.
+func numberSize(s string) int {
+	c := canonicalNumber(s)
+	digits, _, _ := strings.Cut(strings.TrimPrefix(c, "-"), "e")
+	return (len(digits)+1)/2 + 1
+}
+
+// chunk splits entries of the given sizes, in order, into runs of at most
+// maxCount entries and maxBytes bytes.
+func chunk(sizes []int, maxCount, maxBytes int) [][]int {
+	var out [][]int
+	var cur []int
+	bytes := 0
+	for i, n := range sizes {
+		if len(cur) > 0 && (len(cur) == maxCount || bytes+n > maxBytes) {
+			out = append(out, cur)
+			cur, bytes = nil, 0
+		}
+		cur = append(cur, i)
+		bytes += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func pick(keys []Key, idx []int) []Key {
+	out := make([]Key, len(idx))
+	for j, i := range idx {
+		out[j] = keys[i]
+	}
+	return out
+}
+
+// sendFunc sends one request for the entries idx and returns those DynamoDB
+// left unprocessed.
+type sendFunc func(ctx context.Context, idx []int) (left []int, err error)
+
+var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
+
+// drive sends every chunk until it is processed, with at most o.Concurrency
+// requests in flight, and returns the sorted entries that were not processed
+// with the causes. A request that fails (other than by throttling) stops the
+// call: no new request is started and no more retries are made, but requests
+// in flight finish, so what they processed is known.
+func (o BatchOptions) drive(ctx context.Context, chunks [][]int, send sendFunc) ([]int, error) {
+	var (
+		mu       sync.Mutex
+		left     []int
+		causes   []error
+		stop     = make(chan struct{})
+		stopOnce sync.Once
+	)
+	fail := func(idx []int, cause error, fatal bool) {
+		mu.Lock()
+		left = append(left, idx...)
+		if cause != nil && !slices.ContainsFunc(causes, func(c error) bool { return c.Error() == cause.Error() }) {
+			causes = append(causes, cause)
+		}
+		mu.Unlock()
+		if fatal {
+			stopOnce.Do(func() { close(stop) })
+		}
+	}
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return ctx.Err() != nil
+		}
+	}
+
+	sem := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	for n, c := range chunks {
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+		case <-ctx.Done():
+		}
+		if stopped() {
+			for _, rest := range chunks[n:] {
+				fail(rest, ctx.Err(), false)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o.retry(ctx, c, send, stop, fail)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(left)
+	return left, joinCauses(causes...)
+}
+
+// joinCauses is errors.Join that returns a single error as it is.
+func joinCauses(errs ...error) error {
+	errs = slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// retry sends idx, and then what DynamoDB leaves unprocessed, with backoff.
+func (o BatchOptions) retry(ctx context.Context, idx []int, send sendFunc, stop <-chan struct{}, fail func([]int, error, bool)) {
+	var throttled error
+	for attempt := 0; ; attempt++ {
+		left, err := send(ctx, idx)
+		switch {
+		case err != nil && ctx.Err() == nil && throttles.IsErrorThrottle(err).Bool():
+			// Throttled as a whole, after the SDK's own retries: wait like
+			// for unprocessed items rather than give up.
+			throttled, left = err, idx
+		case err != nil:
+			fail(idx, err, true)
+			return
+		}
+		if len(left) == 0 {
+			return
+		}
+		idx = left
+		wait := time.NewTimer(o.delay(attempt))
+		select {
+		case <-wait.C:
+		case <-stop:
+			wait.Stop()
+			fail(idx, nil, false)
+			return
+		case <-ctx.Done():
+			wait.Stop()
+			fail(idx, joinCauses(ctx.Err(), throttled), false)
+			return
+		}
+		select {
+		case <-stop:
+			fail(idx, nil, false)
+			return
+		default:
+		}
+	}
+}

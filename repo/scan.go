@@ -1,0 +1,272 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments
+
+// maxSegments is DynamoDB's largest TotalSegments.
+const maxSegments = 1_000_000
+
+// parallelScanWorkers bounds the segments a parallel scan reads at once; the
+// others wait their turn. More rarely helps: a scan is bound by the table's
+// throughput, not by goroutines.
+const parallelScanWorkers = 16
+
+// Scan reads every item of the table (or, with Index, of the index) and opens
+// their encrypted fields one page at a time: each distinct data key on a page
+// is decrypted once.
+//
+// It takes Filter, Project, Index, ConsistentRead, Limit, PageSize and
+// Segments(n), which reads n segments concurrently (at most 16 at once) and
+// yields every item exactly once, in no particular order. Segment(i, n)
+// reads only segment i. Like Query it requests nothing until the range
+// starts and nothing after the loop breaks; when a parallel scan's loop
+// breaks, it waits for the requests other segments have in flight (without
+// opening their items) before the loop ends.
+func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		s, err := r.newScan("scan", opts, false)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		if s.o.Segments > 1 && !s.o.oneSegment {
+			r.scanParallel(ctx, s, yield)
+			return
+		}
+		r.stream(ctx, s.reader(s.o.Segment, s.o.Segments), yield)
+	}
+}
+
+// ScanPage reads one page of a scan, starting after token ("" for the first
+// page), and returns its items and the token of the next page. Pages follow
+// the rules of QueryPage. It reads one segment: the whole table, or with
+// Segment(i, n) segment i, so n workers can each page through their own.
+// A token is refused with ErrInvalidToken when it was not made by a scan of
+// the same table, index and segment.
+func (r *Repo[T]) ScanPage(ctx context.Context, token string, opts ...ReadOption) (Page[T], error) {
+	s, err := r.newScan("scan page", opts, true)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	if s.o.Segments > 1 && !s.o.oneSegment {
+		return Page[T]{}, fmt.Errorf("repo %s: scan page: reads one segment at a time: use Segment(i, %d), not Segments(%d)", r.table, s.o.Segments, s.o.Segments)
+	}
+	return r.page(ctx, s.reader(s.o.Segment, s.o.Segments), token)
+}
+
+// scan is a checked scan request; reader makes the reader of one segment.
+type scan struct {
+	op   string
+	o    ReadOptions
+	db   API
+	in   dynamodb.ScanInput
+	base reader
+}
+
+func (r *Repo[T]) newScan(op string, opts []ReadOption, forPage bool) (*scan, error) {
+	o, err := readOptions(op, scanKnobs, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSizes(r.table, op, o); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Segments > maxSegments:
+		return nil, fmt.Errorf("repo %s: %s: %d segments, DynamoDB takes at most %d", r.table, op, o.Segments, maxSegments)
+	case o.oneSegment && (o.Segment < 0 || o.Segment >= o.Segments):
+		return nil, fmt.Errorf("repo %s: %s: segment %d is not one of 0..%d", r.table, op, o.Segment, o.Segments-1)
+	}
+	db, err := r.db()
+	if err != nil {
+		return nil, err
+	}
+	s := &scan{op: op, o: o, db: db, in: dynamodb.ScanInput{TableName: aws.String(r.table)}}
+	b, rd := r.readExpressions(expression.NewBuilder(), o, forPage)
+	if o.Filter != nil || len(o.Projection) > 0 {
+		e, err := b.Build()
+		if err != nil {
+			return nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
+		}
+		if err := r.checkRead(op, e); err != nil {
+			return nil, err
+		}
+		s.in.FilterExpression = e.Filter()
+		s.in.ProjectionExpression = e.Projection()
+		s.in.ExpressionAttributeNames = e.Names()
+		s.in.ExpressionAttributeValues = e.Values()
+	}
+	if o.Index != "" {
+		s.in.IndexName = aws.String(o.Index)
+	}
+	if o.ConsistentRead {
+		s.in.ConsistentRead = aws.Bool(true)
+	}
+	rd.op = op
+	s.base = *rd
+	return s, nil
+}
+
+// reader reads segment seg of total; total 0 or 1 means the whole table.
+func (s *scan) reader(seg, total int) *reader {
+	rd := s.base
+	in := s.in
+	if total > 1 {
+		in.Segment = aws.Int32(int32(seg))
+		in.TotalSegments = aws.Int32(int32(total))
+	} else {
+		seg, total = 0, 1
+	}
+	rd.bind = bindTo([]byte("scan"), []byte(aws.ToString(in.TableName)), []byte(s.o.Index),
+		[]byte(strconv.Itoa(seg)), []byte(strconv.Itoa(total)))
+	rd.fetch = func(ctx context.Context, start attrMap, limit int32) ([]attrMap, attrMap, error) {
+		req := in
+		req.ExclusiveStartKey = start
+		if limit > 0 {
+			req.Limit = aws.Int32(limit)
+		}
+		out, err := s.db.Scan(ctx, &req)
+		if err != nil {
+			if total > 1 {
+				err = fmt.Errorf("segment %d of %d: %w", seg, total, err)
+			}
+			return nil, nil, err
+		}
+		return out.Items, out.LastEvaluatedKey, nil
+	}
+	return &rd
+}
+
+// scanned is one opened page of a parallel scan, or the error that ended a segment.
+type scanned[T any] struct {
+	items []T
+	err   error
+}
+
+// scanParallel reads the segments in bounded concurrency; each worker pages
+// through whole segments, opening each page itself so decryption runs in
+// parallel too, and hands the pages to the consumer's goroutine, the only
+// one that calls yield.
+//
+// When the loop ends early, workers start no new request and open no new
+// page, but the requests already sent are left to finish rather than
+// cancelled: the loop waits for them (one request's time at most), so
+// nothing outlives the range, and their connections stay usable, where
+// aborting a request mid-flight closes its connection. Cancelling ctx still
+// aborts them.
+func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error) bool) {
+	var zero T
+	pages := make(chan scanned[T])
+	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return ctx.Err() != nil
+		}
+	}
+	send := func(p scanned[T]) bool {
+		select {
+		case pages <- p:
+			return true
+		case <-stop:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	total := s.o.Segments
+	for range min(total, parallelScanWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seg := int(next.Add(1) - 1)
+				if seg >= total {
+					return
+				}
+				rd := s.reader(seg, total)
+				var start attrMap
+				for {
+					if stopped() {
+						return
+					}
+					// Each segment may be the one that holds every item
+					// still wanted, so each is limited by the whole Limit.
+					items, last, err := rd.fetch(ctx, start, rd.streamLimit(rd.limit))
+					if err != nil {
+						send(scanned[T]{err: r.pageFailed(ctx, s.op, err)})
+						return
+					}
+					if stopped() {
+						return
+					}
+					if rd.limit > 0 && len(items) > rd.limit {
+						items = items[:rd.limit]
+					}
+					ts, err := r.openItems(ctx, s.op, items)
+					if err != nil {
+						send(scanned[T]{err: err})
+						return
+					}
+					if len(ts) > 0 && !send(scanned[T]{items: ts}) {
+						return
+					}
+					if len(last) == 0 {
+						break
+					}
+					start = last
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(pages)
+	}()
+	defer func() {
+		close(stop)
+		for range pages {
+		}
+	}()
+	yielded := 0
+	for p := range pages {
+		if p.err != nil {
+			yield(zero, p.err)
+			return
+		}
+		for _, t := range p.items {
+			if err := ctx.Err(); err != nil {
+				yield(zero, r.pageFailed(ctx, s.op, err))
+				return
+			}
+			if !yield(t, nil) {
+				return
+			}
+			yielded++
+			if yielded == s.o.Limit {
+				return
+			}
+		}
+	}
+	// Workers stop quietly when the context ends; say why the items stopped.
+	if err := ctx.Err(); err != nil {
+		yield(zero, r.pageFailed(ctx, s.op, err))
+	}
+}

@@ -1,0 +1,350 @@
+package repo
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// ErrInvalidToken is returned by QueryPage and ScanPage for a page token that
+// they did not make, that was damaged, or that belongs to another query or
+// scan (another table, index, key condition, order or segment).
+var ErrInvalidToken = errors.New("dynoseal: invalid page token")
+
+// A page token is URL-safe base64 (no padding) of
+//
+//	version (1 byte) | binding (8 bytes) | the key DynamoDB continues after
+//
+// The binding is a hash of what the token may continue: a token handed to a
+// client comes back through untrusted hands, and continuing another query
+// from it would silently return the wrong items. The key is encoded in a
+// small self-describing binary form that keeps every DynamoDB type exactly
+// (numbers stay strings, sets stay sets), which JSON through attributevalue
+// would not.
+//
+// Tokens are not encrypted: they reveal the key values of the last item read,
+// as DynamoDB's LastEvaluatedKey does.
+const (
+	tokenVersion = 1
+	bindingSize  = 8
+	// Keys are at most a few KB (2 KB hash, 1 KB range, the same again for an
+	// index); anything much longer was not made here.
+	maxTokenLen = 32 << 10
+	// DynamoDB nests documents at most 32 levels deep.
+	maxTokenDepth = 32
+)
+
+type binding [bindingSize]byte
+
+// bindTo hashes the parts that identify one query or scan.
+func bindTo(parts ...[]byte) binding {
+	h := sha256.New()
+	for _, p := range parts {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		h.Write(p)
+	}
+	var b binding
+	copy(b[:], h.Sum(nil))
+	return b
+}
+
+func encodeToken(b binding, key map[string]types.AttributeValue) (string, error) {
+	buf := append([]byte{tokenVersion}, b[:]...)
+	buf, err := appendMap(buf, key)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(buf), nil
+}
+
+func decodeToken(token string, want binding) (map[string]types.AttributeValue, error) {
+	if len(token) > maxTokenLen {
+		return nil, fmt.Errorf("%w: %d characters is too long", ErrInvalidToken, len(token))
+	}
+	// Strict, and without the line breaks the decoder would skip, so that
+	// one key has exactly one token.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || strings.ContainsAny(token, "\r\n") {
+		return nil, fmt.Errorf("%w: not URL-safe base64", ErrInvalidToken)
+	}
+	if len(raw) < 1+bindingSize || raw[0] != tokenVersion {
+		return nil, fmt.Errorf("%w: unknown format", ErrInvalidToken)
+	}
+	if !bytes.Equal(raw[1:1+bindingSize], want[:]) {
+		return nil, fmt.Errorf("%w: it belongs to another query or scan", ErrInvalidToken)
+	}
+	d := tokenDecoder{b: raw[1+bindingSize:]}
+	key, err := d.readMap(0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidToken, len(d.b))
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("%w: empty key", ErrInvalidToken)
+	}
+	return key, nil
+}
+
+// Type tags of encoded attribute values.
+const (
+	tagS byte = iota + 1
+	tagN
+	tagB
+	tagBOOL
+	tagNULL
+	tagSS
+	tagNS
+	tagBS
+	tagL
+	tagM
+)
+
+func appendBytes(buf, b []byte) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(b)))
+	return append(buf, b...)
+}
+
+func appendStrings(buf []byte, ss []string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(ss)))
+	for _, s := range ss {
+		buf = appendBytes(buf, []byte(s))
+	}
+	return buf
+}
+
+// appendMap writes the names in sorted order, so equal maps encode equally.
+func appendMap(buf []byte, m map[string]types.AttributeValue) ([]byte, error) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	buf = binary.AppendUvarint(buf, uint64(len(names)))
+	for _, name := range names {
+		buf = appendBytes(buf, []byte(name))
+		var err error
+		if buf, err = appendValue(buf, m[name]); err != nil {
+			return nil, fmt.Errorf("attribute %q: %w", name, err)
+		}
+	}
+	return buf, nil
+}
+
+func appendValue(buf []byte, v types.AttributeValue) ([]byte, error) {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return appendBytes(append(buf, tagS), []byte(v.Value)), nil
+	case *types.AttributeValueMemberN:
+		return appendBytes(append(buf, tagN), []byte(v.Value)), nil
+	case *types.AttributeValueMemberB:
+		return appendBytes(append(buf, tagB), v.Value), nil
+	case *types.AttributeValueMemberBOOL:
+		b := byte(0)
+		if v.Value {
+			b = 1
+		}
+		return append(buf, tagBOOL, b), nil
+	case *types.AttributeValueMemberNULL:
+		b := byte(0)
+		if v.Value {
+			b = 1
+		}
+		return append(buf, tagNULL, b), nil
+	case *types.AttributeValueMemberSS:
+		return appendStrings(append(buf, tagSS), v.Value), nil
+	case *types.AttributeValueMemberNS:
+		return appendStrings(append(buf, tagNS), v.Value), nil
+	case *types.AttributeValueMemberBS:
+		buf = binary.AppendUvarint(append(buf, tagBS), uint64(len(v.Value)))
+		for _, b := range v.Value {
+			buf = appendBytes(buf, b)
+		}
+		return buf, nil
+	case *types.AttributeValueMemberL:
+		buf = binary.AppendUvarint(append(buf, tagL), uint64(len(v.Value)))
+		for i, e := range v.Value {
+			var err error
+			if buf, err = appendValue(buf, e); err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+		}
+		return buf, nil
+	case *types.AttributeValueMemberM:
+		return appendMap(append(buf, tagM), v.Value)
+	default:
+		return nil, fmt.Errorf("cannot encode attribute value of type %T", v)
+	}
+}
+
+type tokenDecoder struct{ b []byte }
+
+var errTruncated = errors.New("truncated")
+
+func (d *tokenDecoder) readByte() (byte, error) {
+	if len(d.b) == 0 {
+		return 0, errTruncated
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c, nil
+}
+
+// readCount reads a length or element count. Every element takes at least
+// one byte, so a count beyond the bytes left is damage, not a reason to
+// allocate.
+func (d *tokenDecoder) readCount() (int, error) {
+	n, size := binary.Uvarint(d.b)
+	if size <= 0 {
+		return 0, errTruncated
+	}
+	d.b = d.b[size:]
+	if n > uint64(len(d.b)) {
+		return 0, errTruncated
+	}
+	return int(n), nil
+}
+
+func (d *tokenDecoder) readBytes() ([]byte, error) {
+	n, err := d.readCount()
+	if err != nil {
+		return nil, err
+	}
+	b := bytes.Clone(d.b[:n])
+	d.b = d.b[n:]
+	return b, nil
+}
+
+func (d *tokenDecoder) readStrings() ([]string, error) {
+	n, err := d.readCount()
+	if err != nil {
+		return nil, err
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		b, err := d.readBytes()
+		if err != nil {
+			return nil, err
+		}
+		ss[i] = string(b)
+	}
+	return ss, nil
+}
+
+func (d *tokenDecoder) readFlag() (bool, error) {
+	b, err := d.readByte()
+	if err != nil {
+		return false, err
+	}
+	if b > 1 {
+		return false, fmt.Errorf("bad boolean %d", b)
+	}
+	return b == 1, nil
+}
+
+func (d *tokenDecoder) readMap(depth int) (map[string]types.AttributeValue, error) {
+	if depth > maxTokenDepth {
+		return nil, errors.New("nested too deeply")
+	}
+	n, err := d.readCount()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]types.AttributeValue, n)
+	prev := ""
+	for i := range n {
+		name, err := d.readBytes()
+		if err != nil {
+			return nil, err
+		}
+		// The encoder sorts names; anything else was changed on the way.
+		if i > 0 && strings.Compare(string(name), prev) <= 0 {
+			return nil, errors.New("attribute names out of order")
+		}
+		prev = string(name)
+		if m[prev], err = d.readValue(depth); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (d *tokenDecoder) readValue(depth int) (types.AttributeValue, error) {
+	tag, err := d.readByte()
+	if err != nil {
+		return nil, err
+	}
+	switch tag {
+	case tagS, tagN, tagB:
+		b, err := d.readBytes()
+		if err != nil {
+			return nil, err
+		}
+		switch tag {
+		case tagS:
+			return &types.AttributeValueMemberS{Value: string(b)}, nil
+		case tagN:
+			return &types.AttributeValueMemberN{Value: string(b)}, nil
+		}
+		return &types.AttributeValueMemberB{Value: b}, nil
+	case tagBOOL:
+		v, err := d.readFlag()
+		return &types.AttributeValueMemberBOOL{Value: v}, err
+	case tagNULL:
+		v, err := d.readFlag()
+		return &types.AttributeValueMemberNULL{Value: v}, err
+	case tagSS, tagNS:
+		ss, err := d.readStrings()
+		if err != nil {
+			return nil, err
+		}
+		if tag == tagSS {
+			return &types.AttributeValueMemberSS{Value: ss}, nil
+		}
+		return &types.AttributeValueMemberNS{Value: ss}, nil
+	case tagBS:
+		n, err := d.readCount()
+		if err != nil {
+			return nil, err
+		}
+		bs := make([][]byte, n)
+		for i := range bs {
+			if bs[i], err = d.readBytes(); err != nil {
+				return nil, err
+			}
+		}
+		return &types.AttributeValueMemberBS{Value: bs}, nil
+	case tagL:
+		if depth >= maxTokenDepth {
+			return nil, errors.New("nested too deeply")
+		}
+		n, err := d.readCount()
+		if err != nil {
+			return nil, err
+		}
+		l := make([]types.AttributeValue, n)
+		for i := range l {
+			if l[i], err = d.readValue(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return &types.AttributeValueMemberL{Value: l}, nil
+	case tagM:
+		m, err := d.readMap(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		return &types.AttributeValueMemberM{Value: m}, nil
+	default:
+		return nil, fmt.Errorf("unknown type tag %d", tag)
+	}
+}

@@ -1,0 +1,159 @@
+package repo
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// everyType holds one value of each DynamoDB type, including the edge
+// cases: empty strings and bytes, numbers that float64 would change, empty
+// sets and nested documents.
+func everyType() map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"s":       &types.AttributeValueMemberS{Value: "USER#1 ü/+?&="},
+		"empty":   &types.AttributeValueMemberS{Value: ""},
+		"n":       &types.AttributeValueMemberN{Value: "12345678901234567890.000000000000000001"},
+		"neg":     &types.AttributeValueMemberN{Value: "-1E-130"},
+		"b":       &types.AttributeValueMemberB{Value: []byte{0, 0xff, 1}},
+		"b empty": &types.AttributeValueMemberB{Value: []byte{}},
+		"t":       &types.AttributeValueMemberBOOL{Value: true},
+		"f":       &types.AttributeValueMemberBOOL{Value: false},
+		"null":    &types.AttributeValueMemberNULL{Value: true},
+		"ss":      &types.AttributeValueMemberSS{Value: []string{"b", "a"}},
+		"ns":      &types.AttributeValueMemberNS{Value: []string{"1", "0.5"}},
+		"bs":      &types.AttributeValueMemberBS{Value: [][]byte{{1}, {}}},
+		"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{
+			&types.AttributeValueMemberS{Value: "x"},
+			&types.AttributeValueMemberL{Value: []types.AttributeValue{}},
+			&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"k": &types.AttributeValueMemberN{Value: "7"}}},
+		}},
+		"m": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+			"":      &types.AttributeValueMemberS{Value: "empty name"},
+			"inner": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
+		}},
+	}
+}
+
+func TestTokenRoundTripsEveryType(t *testing.T) {
+	b := bindTo([]byte("query"), []byte("t"))
+	key := everyType()
+	token, err := encodeToken(b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url.QueryEscape(token) != token || strings.ContainsAny(token, "=+/") {
+		t.Fatalf("token %q is not URL-safe", token)
+	}
+	got, err := decodeToken(token, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, key) {
+		t.Fatalf("round trip changed the key:\n got %#v\nwant %#v", got, key)
+	}
+	again, _ := encodeToken(b, got)
+	if again != token {
+		t.Fatal("equal keys encode differently")
+	}
+	for name, v := range key {
+		single := map[string]types.AttributeValue{name: v}
+		tok, err := encodeToken(b, single)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := decodeToken(tok, b); err != nil || !reflect.DeepEqual(got, single) {
+			t.Fatalf("%s: %#v, %v", name, got, err)
+		}
+	}
+}
+
+func TestTokenRejectsDamage(t *testing.T) {
+	b := bindTo([]byte("query"), []byte("t"))
+	token, err := encodeToken(b, everyType())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(token)
+	enc := base64.RawURLEncoding.EncodeToString
+	bad := map[string]string{
+		"not base64":      "a b",
+		"line breaks":     token[:10] + "\n" + token[10:],
+		"std base64":      base64.StdEncoding.EncodeToString(raw),
+		"other binding":   mustToken(t, bindTo([]byte("scan"), []byte("t")), everyType()),
+		"other version":   enc(append([]byte{2}, raw[1:]...)),
+		"trailing bytes":  enc(append(append([]byte{}, raw...), 0)),
+		"unknown tag":     enc(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a', 99)),
+		"bad boolean":     enc(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a', tagBOOL, 2)),
+		"empty key":       enc(append(append([]byte{}, raw[:1+bindingSize]...), 0)),
+		"huge count":      enc(append(append([]byte{}, raw[:1+bindingSize]...), 0xff, 0xff, 0xff, 0xff, 0x0f)),
+		"names unordered": enc(append(append([]byte{}, raw[:1+bindingSize]...), 2, 1, 'b', tagNULL, 1, 1, 'a', tagNULL, 1)),
+		"names repeated":  enc(append(append([]byte{}, raw[:1+bindingSize]...), 2, 1, 'a', tagNULL, 1, 1, 'a', tagNULL, 1)),
+		"too deep":        enc(append(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a'), deepList(40)...)),
+		"too long":        strings.Repeat("A", maxTokenLen+1),
+	}
+	for i := 1; i < len(raw); i++ {
+		bad[fmt.Sprintf("truncated to %d bytes", i)] = enc(raw[:i])
+	}
+	for name, tok := range bad {
+		if _, err := decodeToken(tok, b); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: err = %v, want ErrInvalidToken", name, err)
+		}
+	}
+}
+
+func deepList(depth int) []byte {
+	var b []byte
+	for range depth {
+		b = append(b, tagL, 1)
+	}
+	return append(b, tagNULL, 1)
+}
+
+func mustToken(t *testing.T, b binding, key map[string]types.AttributeValue) string {
+	t.Helper()
+	tok, err := encodeToken(b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestTokenRefusesValuesItCannotEncode(t *testing.T) {
+	_, err := encodeToken(binding{}, map[string]types.AttributeValue{"k": &types.UnknownUnionMember{Tag: "X"}})
+	if err == nil || !strings.Contains(err.Error(), `"k"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// FuzzDecodeToken: no input panics or allocates without bound, and whatever
+// decodes encodes back to the same token (one encoding per key).
+func FuzzDecodeToken(f *testing.F) {
+	b := bindTo([]byte("fuzz"))
+	tok, _ := encodeToken(b, everyType())
+	f.Add(tok)
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, token string) {
+		key, err := decodeToken(token, b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("error %v does not wrap ErrInvalidToken", err)
+			}
+			return
+		}
+		again, err := encodeToken(b, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != token {
+			t.Fatalf("decoded %q but encodes as %q", token, again)
+		}
+	})
+}

@@ -1,0 +1,642 @@
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/repo"
+	"github.com/dynoseal/dynoseal/tests/dynotest"
+)
+
+type Order struct {
+	Customer string                  `dynamodbav:"customer" repo:"hash"`
+	Seq      int                     `dynamodbav:"seq" repo:"range"`
+	Status   string                  `dynamodbav:"status"`
+	Total    int                     `dynamodbav:"total"`
+	Card     field.Encrypted[string] `dynamodbav:"card" enc:"pii"`
+	Address  field.Encrypted[string] `dynamodbav:"address" enc:"pii"`
+}
+
+// The data set: customer "C#1" has orders 0..999 (every fourth one "open",
+// the others "shipped"), sealed in groups of 100 orders under one data key
+// each, as one write call of 100 items would seal them; customers
+// C#100..C#299 have one "pending" order each, all under one more data key,
+// so a scan spreads over many partitions.
+const (
+	bigCustomer = "C#1"
+	bigCount    = 1000
+	sealGroup   = 100
+	smallCount  = 200
+)
+
+func openOrder(seq int) bool { return seq%4 == 0 }
+
+func orderStatus(customer string, seq int) string {
+	switch {
+	case customer != bigCustomer:
+		return "pending"
+	case openOrder(seq):
+		return "open"
+	}
+	return "shipped"
+}
+
+func orderCard(customer string, seq int) string { return fmt.Sprintf("4111-%s-%04d", customer, seq) }
+
+// recordingDB counts the Query and Scan requests a repository sends and,
+// for each response, the distinct encrypted data keys among its items: the
+// Decrypt calls that opening that page alone should make.
+type recordingDB struct {
+	*dynamodb.Client
+	mu    sync.Mutex
+	reads []recordedRead
+}
+
+type recordedRead struct {
+	op       string
+	segment  int32
+	items    int
+	dataKeys int
+}
+
+func (c *recordingDB) record(op string, segment *int32, items []map[string]types.AttributeValue) {
+	keys := map[string]bool{}
+	for _, it := range items {
+		for _, attr := range []string{"card", "address"} {
+			if k, ok := dataKeyOf(it[attr]); ok {
+				keys[k] = true
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads = append(c.reads, recordedRead{op: op, segment: aws.ToInt32(segment), items: len(items), dataKeys: len(keys)})
+}
+
+func (c *recordingDB) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	out, err := c.Client.Query(ctx, in, opts...)
+	if err == nil {
+		c.record("query", nil, out.Items)
+	}
+	return out, err
+}
+
+func (c *recordingDB) Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	out, err := c.Client.Scan(ctx, in, opts...)
+	if err == nil {
+		c.record("scan", in.Segment, out.Items)
+	}
+	return out, err
+}
+
+// take returns the reads recorded since the last take.
+func (c *recordingDB) take() []recordedRead {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.reads
+	c.reads = nil
+	return r
+}
+
+func sumDataKeys(reads []recordedRead) int64 {
+	var n int64
+	for _, r := range reads {
+		n += int64(r.dataKeys)
+	}
+	return n
+}
+
+// dataKeyOf returns the encrypted data key inside a stored version-1 envelope.
+func dataKeyOf(v types.AttributeValue) (string, bool) {
+	s, ok := v.(*types.AttributeValueMemberS)
+	if !ok || !enc.IsEncrypted(s.Value) {
+		return "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s.Value, enc.Prefix))
+	if err != nil || len(raw) < 3 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(raw[1:3]))
+	if len(raw) < 3+n {
+		return "", false
+	}
+	return string(raw[3 : 3+n]), true
+}
+
+// orderTable creates the orders table with a "by-status" index (status, seq).
+func orderTable(t *testing.T, f *fixture, db repo.API) *repo.Repo[Order] {
+	t.Helper()
+	if _, ok := f.reg.Lookup("pii"); !ok {
+		f.reg.MustRegister("pii", enc.Spec{KeyID: f.alias})
+	}
+	return dynotest.TableWith[Order](t, f.env, func(in *dynamodb.CreateTableInput) {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String("status"), AttributeType: types.ScalarAttributeTypeS})
+		in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{{
+			IndexName: aws.String("by-status"),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String("status"), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String("seq"), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}}
+	}, repo.WithRegistry(f.reg), repo.WithClient(db))
+}
+
+type orderKey struct {
+	customer string
+	seq      int
+}
+
+// writeOrders stores orders for keys, sealing the encrypted fields of each
+// group of keys under one data key, and writes them with raw BatchWriteItem.
+func writeOrders(t *testing.T, f *fixture, r *repo.Repo[Order], groups [][]orderKey) {
+	t.Helper()
+	ctx := context.Background()
+	spec, _ := f.reg.Lookup("pii")
+	var items []map[string]types.AttributeValue
+	for _, g := range groups {
+		var reqs []enc.SealRequest
+		for _, k := range g {
+			reqs = append(reqs,
+				enc.SealRequest{Spec: spec, Attribute: "card", Plaintext: []byte(orderCard(k.customer, k.seq))},
+				enc.SealRequest{Spec: spec, Attribute: "address", Plaintext: []byte("addr " + k.customer)})
+		}
+		stored, err := r.Encryptor().Seal(ctx, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range g {
+			items = append(items, map[string]types.AttributeValue{
+				"customer": s(k.customer),
+				"seq":      &types.AttributeValueMemberN{Value: strconv.Itoa(k.seq)},
+				"status":   s(orderStatus(k.customer, k.seq)),
+				"total":    &types.AttributeValueMemberN{Value: strconv.Itoa(k.seq * 7 % 500)},
+				"card":     s(stored[2*i]),
+				"address":  s(stored[2*i+1]),
+			})
+		}
+	}
+	for chunk := range slices.Chunk(items, 25) {
+		var reqs []types.WriteRequest
+		for _, it := range chunk {
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: it}})
+		}
+		pending := map[string][]types.WriteRequest{r.Table(): reqs}
+		for try := 0; len(pending) > 0; try++ {
+			if try == 20 {
+				t.Fatalf("BatchWriteItem left %d items unprocessed", len(pending[r.Table()]))
+			}
+			out, err := f.env.DynamoDB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				t.Fatalf("BatchWriteItem: %v", err)
+			}
+			pending = out.UnprocessedItems
+			if len(pending) > 0 {
+				time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
+			}
+		}
+	}
+}
+
+func checkOrder(t *testing.T, o Order, customer string, seq int) {
+	t.Helper()
+	if o.Customer != customer || o.Seq != seq {
+		t.Fatalf("got order %s/%d, want %s/%d", o.Customer, o.Seq, customer, seq)
+	}
+	card, err := o.Card.Value()
+	if err != nil || card != orderCard(customer, seq) {
+		t.Fatalf("order %s/%d: card %q, %v", customer, seq, card, err)
+	}
+	addr, err := o.Address.Value()
+	if err != nil || addr != "addr "+customer {
+		t.Fatalf("order %s/%d: address %q, %v", customer, seq, addr, err)
+	}
+	if o.Status != orderStatus(customer, seq) {
+		t.Fatalf("order %s/%d: status %q", customer, seq, o.Status)
+	}
+}
+
+func seqs(orders []Order) []int {
+	out := make([]int, len(orders))
+	for i, o := range orders {
+		out[i] = o.Seq
+	}
+	return out
+}
+
+func wantSeqs(keep func(int) bool) []int {
+	var out []int
+	for i := range bigCount {
+		if keep == nil || keep(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// collect ranges over seq and fails the test on an error.
+func collect(t *testing.T, seq func(func(Order, error) bool)) []Order {
+	t.Helper()
+	var out []Order
+	for o, err := range seq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// distinctGroups is the number of data keys the orders were sealed under.
+func distinctGroups(orders []Order) int64 {
+	g := map[string]bool{}
+	for _, o := range orders {
+		if o.Customer == bigCustomer {
+			g[fmt.Sprint(o.Seq/sealGroup)] = true
+		} else {
+			g["small"] = true
+		}
+	}
+	return int64(len(g))
+}
+
+// viaURL passes a token through a URL query string and back, as a web
+// client would.
+func viaURL(t *testing.T, token string) string {
+	t.Helper()
+	if url.QueryEscape(token) != token {
+		t.Fatalf("token %q is not URL-safe", token)
+	}
+	u, err := url.Parse("https://shop.example/orders?after=" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("after")
+}
+
+func TestQueryAndScan(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	rec := &recordingDB{Client: f.env.DynamoDB}
+	orders := orderTable(t, f, rec)
+
+	var groups [][]orderKey
+	for g := 0; g < bigCount; g += sealGroup {
+		var keys []orderKey
+		for seq := g; seq < g+sealGroup; seq++ {
+			keys = append(keys, orderKey{bigCustomer, seq})
+		}
+		groups = append(groups, keys)
+	}
+	var small []orderKey
+	for c := range smallCount {
+		small = append(small, orderKey{fmt.Sprintf("C#%d", 100+c), 0})
+	}
+	groups = append(groups, small)
+	writeOrders(t, f, orders, groups)
+
+	big := expression.Key("customer").Equal(expression.Value(bigCustomer))
+	decrypts := func() int64 { return orders.Encryptor().Stats().DecryptCalls }
+
+	t.Run("Query pages lazily through every item in order", func(t *testing.T) {
+		rec.take()
+		before := decrypts()
+		got := collect(t, orders.Query(ctx, big, repo.PageSize(50)))
+		if !slices.Equal(seqs(got), wantSeqs(nil)) {
+			t.Fatalf("items out of order or missing: %d items", len(got))
+		}
+		for _, o := range got {
+			checkOrder(t, o, bigCustomer, o.Seq)
+		}
+		reads := rec.take()
+		// 20 full pages; DynamoDB may answer the 20th with a LastEvaluatedKey,
+		// which costs one more, empty request.
+		if n := len(reads); n != 20 && n != 21 {
+			t.Fatalf("%d requests for 1000 items in pages of 50", n)
+		}
+		// Each page of 50 lies inside one group of 100 sealed under one data
+		// key: one Decrypt per page, not one per item (1000) or per field (2000).
+		if d := decrypts() - before; d != 20 || d != sumDataKeys(reads) {
+			t.Fatalf("%d Decrypt calls, want 20", d)
+		}
+	})
+
+	t.Run("QueryPage tokens round trip", func(t *testing.T) {
+		var got []Order
+		token, pages := "", 0
+		for {
+			before := decrypts()
+			p, err := orders.QueryPage(ctx, big, token, repo.Limit(64))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if d := decrypts() - before; d != distinctGroups(p.Items) {
+				t.Fatalf("page %d: %d Decrypt calls for %d data keys", pages, d, distinctGroups(p.Items))
+			}
+			got = append(got, p.Items...)
+			if p.Next == "" {
+				break
+			}
+			token = viaURL(t, p.Next)
+		}
+		if !slices.Equal(seqs(got), wantSeqs(nil)) {
+			t.Fatalf("%d items, not every item once in order", len(got))
+		}
+		if pages != 16 {
+			t.Fatalf("%d pages of 64 for 1000 items, want 16", pages)
+		}
+	})
+
+	t.Run("Descending", func(t *testing.T) {
+		rec.take()
+		got := collect(t, orders.Query(ctx, big, repo.Descending(), repo.Limit(5)))
+		if !slices.Equal(seqs(got), []int{999, 998, 997, 996, 995}) {
+			t.Fatalf("items %v", seqs(got))
+		}
+		if reads := rec.take(); len(reads) != 1 || reads[0].items != 5 {
+			t.Fatalf("reads %+v, want one request for 5 items", reads)
+		}
+	})
+
+	t.Run("Filter", func(t *testing.T) {
+		open := repo.Filter(expression.Name("status").Equal(expression.Value("open")))
+		got := collect(t, orders.Query(ctx, big, open, repo.PageSize(100)))
+		if !slices.Equal(seqs(got), wantSeqs(openOrder)) {
+			t.Fatalf("%d filtered items, want the %d open ones in order", len(got), len(wantSeqs(openOrder)))
+		}
+		// Filtered pages of a table may end inside a response; the token
+		// continues after the last item returned.
+		var paged []Order
+		token := ""
+		for {
+			p, err := orders.QueryPage(ctx, big, token, open, repo.Limit(30), repo.PageSize(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Next != "" && len(p.Items) != 30 {
+				t.Fatalf("page of %d items with a next token, want 30", len(p.Items))
+			}
+			paged = append(paged, p.Items...)
+			if p.Next == "" {
+				break
+			}
+			token = viaURL(t, p.Next)
+		}
+		if !slices.Equal(seqs(paged), wantSeqs(openOrder)) {
+			t.Fatalf("%d items over pages, want the %d open ones in order", len(paged), len(wantSeqs(openOrder)))
+		}
+	})
+
+	t.Run("Projection", func(t *testing.T) {
+		got := collect(t, orders.Query(ctx, big, repo.Project("seq", "card"), repo.Limit(3)))
+		if len(got) != 3 {
+			t.Fatalf("%d items", len(got))
+		}
+		for i, o := range got {
+			card, err := o.Card.Value()
+			if err != nil || card != orderCard(bigCustomer, i) {
+				t.Fatalf("card %q, %v", card, err)
+			}
+			addr, err := o.Address.Value()
+			if o.Seq != i || o.Status != "" || o.Customer != "" || o.Total != 0 || addr != "" || err != nil || o.Address.IsSealed() {
+				t.Fatalf("projected item has more than seq and card: %+v (address %q, %v)", o, addr, err)
+			}
+		}
+	})
+
+	t.Run("Limit and page size", func(t *testing.T) {
+		rec.take()
+		got := collect(t, orders.Query(ctx, big, repo.Limit(25), repo.PageSize(10)))
+		if !slices.Equal(seqs(got), wantSeqs(func(i int) bool { return i < 25 })) {
+			t.Fatalf("items %v", seqs(got))
+		}
+		var sizes []int
+		for _, r := range rec.take() {
+			sizes = append(sizes, r.items)
+		}
+		if !slices.Equal(sizes, []int{10, 10, 5}) {
+			t.Fatalf("response sizes %v, want 10, 10, 5", sizes)
+		}
+	})
+
+	t.Run("Index", func(t *testing.T) {
+		open := expression.Key("status").Equal(expression.Value("open"))
+		got := collect(t, orders.Query(ctx, open, repo.Index("by-status"), repo.PageSize(40)))
+		if !slices.Equal(seqs(got), wantSeqs(openOrder)) {
+			t.Fatalf("%d items from the index, want the %d open ones in order", len(got), len(wantSeqs(openOrder)))
+		}
+		for _, o := range got {
+			checkOrder(t, o, bigCustomer, o.Seq)
+		}
+		// Filtered pages of an index: continued from DynamoDB's own keys.
+		cheap := repo.Filter(expression.Name("total").LessThan(expression.Value(250)))
+		var paged []Order
+		token := ""
+		for {
+			p, err := orders.QueryPage(ctx, open, token, repo.Index("by-status"), cheap, repo.Limit(20), repo.PageSize(50), repo.Descending())
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, p.Items...)
+			if p.Next == "" {
+				break
+			}
+			token = viaURL(t, p.Next)
+		}
+		want := wantSeqs(func(i int) bool { return openOrder(i) && i*7%500 < 250 })
+		slices.Reverse(want)
+		if !slices.Equal(seqs(paged), want) {
+			t.Fatalf("%d items over index pages, want %d in descending order", len(paged), len(want))
+		}
+	})
+
+	t.Run("Breaking the loop stops the requests", func(t *testing.T) {
+		rec.take()
+		n := 0
+		for _, err := range orders.Query(ctx, big, repo.PageSize(2)) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n++; n == 3 {
+				break
+			}
+		}
+		if reads := rec.take(); len(reads) != 2 {
+			t.Fatalf("%d requests for 3 items in pages of 2, want 2", len(reads))
+		}
+		for range orders.Scan(ctx, repo.Segments(4), repo.PageSize(5)) {
+			break
+		}
+		// The range waits for the requests in flight, so none can follow it.
+		during := len(rec.take())
+		if late := len(rec.take()); late != 0 || during > 8 {
+			t.Fatalf("%d scan requests during the loop, %d after it, want at most 8 and none", during, late)
+		}
+	})
+
+	t.Run("Parallel scan returns every item exactly once", func(t *testing.T) {
+		rec.take()
+		before := decrypts()
+		got := collect(t, orders.Scan(ctx, repo.Segments(4), repo.PageSize(100)))
+		seen := map[orderKey]int{}
+		for _, o := range got {
+			seen[orderKey{o.Customer, o.Seq}]++
+			checkOrder(t, o, o.Customer, o.Seq)
+		}
+		if len(got) != bigCount+smallCount || len(seen) != bigCount+smallCount {
+			t.Fatalf("%d items, %d distinct, want %d each", len(got), len(seen), bigCount+smallCount)
+		}
+		reads := rec.take()
+		segments := map[int32]int{}
+		for _, r := range reads {
+			segments[r.segment] += r.items
+		}
+		if len(segments) != 4 {
+			t.Fatalf("items per segment %v, want 4 segments read", segments)
+		}
+		if d := decrypts() - before; d != sumDataKeys(reads) {
+			t.Fatalf("%d Decrypt calls, want %d: one per data key per page", d, sumDataKeys(reads))
+		}
+		t.Logf("items per segment %v, %d pages, %d Decrypt calls", segments, len(reads), sumDataKeys(reads))
+	})
+
+	t.Run("ScanPage walks each segment with tokens", func(t *testing.T) {
+		seen := map[orderKey]int{}
+		for seg := range 3 {
+			token := ""
+			for {
+				p, err := orders.ScanPage(ctx, token, repo.Segment(seg, 3), repo.Limit(150))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range p.Items {
+					seen[orderKey{o.Customer, o.Seq}]++
+				}
+				if p.Next == "" {
+					break
+				}
+				token = viaURL(t, p.Next)
+			}
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("%v returned %d times", k, n)
+			}
+		}
+		if len(seen) != bigCount+smallCount {
+			t.Fatalf("%d items, want %d", len(seen), bigCount+smallCount)
+		}
+	})
+
+	t.Run("Scan filter, projection and limit", func(t *testing.T) {
+		pending := repo.Filter(expression.Name("status").Equal(expression.Value("pending")))
+		got := collect(t, orders.Scan(ctx, pending, repo.Project("customer", "seq", "status")))
+		if len(got) != smallCount {
+			t.Fatalf("%d pending orders, want %d", len(got), smallCount)
+		}
+		for _, o := range got {
+			if o.Status != "pending" || o.Card.IsSealed() {
+				t.Fatalf("item %+v", o)
+			}
+		}
+		if got := collect(t, orders.Scan(ctx, repo.Limit(10))); len(got) != 10 {
+			t.Fatalf("%d items with Limit(10)", len(got))
+		}
+		if got := collect(t, orders.Scan(ctx, repo.Limit(10), repo.Segments(4))); len(got) != 10 {
+			t.Fatalf("%d items with Limit(10) over 4 segments", len(got))
+		}
+	})
+
+	t.Run("Comparing an encrypted attribute is rejected before any request", func(t *testing.T) {
+		rec.take()
+		card := repo.Filter(expression.Name("card").Equal(expression.Value(orderCard(bigCustomer, 1))))
+		byCard := expression.Key("card").Equal(expression.Value("x"))
+		_, pageErr := orders.QueryPage(ctx, big, "", card)
+		for name, err := range map[string]error{
+			"query filter":        firstError(orders.Query(ctx, big, card)),
+			"query key condition": firstError(orders.Query(ctx, byCard, repo.Index("by-card"))),
+			"query page":          pageErr,
+			"scan filter":         firstError(orders.Scan(ctx, repo.Filter(expression.Contains(expression.Name("address"), "addr")))),
+		} {
+			if !errors.Is(err, repo.ErrEncryptedComparison) {
+				t.Errorf("%s: err = %v, want ErrEncryptedComparison", name, err)
+			}
+		}
+		if reads := rec.take(); len(reads) != 0 {
+			t.Fatalf("%d requests sent", len(reads))
+		}
+		// Existence checks are allowed.
+		got := collect(t, orders.Query(ctx, big, repo.Filter(expression.Name("card").AttributeExists()), repo.Limit(3)))
+		if len(got) != 3 {
+			t.Fatalf("%d items with attribute_exists(card)", len(got))
+		}
+	})
+
+	t.Run("Tokens from another query are refused", func(t *testing.T) {
+		p, err := orders.QueryPage(ctx, big, "", repo.Limit(5))
+		if err != nil || p.Next == "" {
+			t.Fatalf("page %+v, %v", p, err)
+		}
+		rec.take()
+		other := expression.Key("customer").Equal(expression.Value("C#100"))
+		for name, call := range map[string]func() error{
+			"another customer": func() error { _, err := orders.QueryPage(ctx, other, p.Next); return err },
+			"another order":    func() error { _, err := orders.QueryPage(ctx, big, p.Next, repo.Descending()); return err },
+			"a scan":           func() error { _, err := orders.ScanPage(ctx, p.Next); return err },
+			"damaged":          func() error { _, err := orders.QueryPage(ctx, big, p.Next[:len(p.Next)-4]); return err },
+		} {
+			if err := call(); !errors.Is(err, repo.ErrInvalidToken) {
+				t.Errorf("%s: err = %v, want ErrInvalidToken", name, err)
+			}
+		}
+		if reads := rec.take(); len(reads) != 0 {
+			t.Fatalf("%d requests sent for refused tokens", len(reads))
+		}
+	})
+
+	t.Run("Cancelling the context stops the iteration", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		n := 0
+		var last error
+		for _, err := range orders.Query(ctx, big, repo.PageSize(10)) {
+			if err != nil {
+				last = err
+				break
+			}
+			if n++; n == 1 {
+				cancel()
+			}
+		}
+		if n != 1 || !errors.Is(last, context.Canceled) {
+			t.Fatalf("%d items, then %v; want 1 item, then context.Canceled", n, last)
+		}
+	})
+}
+
+func firstError(seq func(func(Order, error) bool)) error {
+	for _, err := range seq {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
