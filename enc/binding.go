@@ -64,6 +64,15 @@ func BinaryKey(name string, value []byte) KeyAttribute {
 	return KeyAttribute{Name: name, Type: KeyBinary, Value: value}
 }
 
+// Canonical returns the bytes a version-2 value authenticates for b, as a
+// string: two bindings name the same place exactly when their canonical forms
+// are equal, whatever the order of their key attributes or the spelling of
+// their numbers.
+func (b Binding) Canonical() (string, error) {
+	aad, err := b.encode()
+	return string(aad), err
+}
+
 // encode returns the binding's part of the GCM additional data of a
 // version-2 value, which follows the envelope header (version, key length,
 // encrypted data key). Every part is length-prefixed so that no two

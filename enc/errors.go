@@ -19,9 +19,11 @@ var (
 	ErrWriteOnly         = errors.New("cannot decrypt in WriteOnly mode")
 	ErrNotSealed         = errors.New("encrypted value is not sealed; save it through a repository or seal it with an Encryptor")
 	ErrNoSpec            = errors.New("no encryption spec registered")
-	// ErrBinding: a version-2 value was sealed or opened without a valid
-	// Binding. It is a usage error, not a sign of tampering.
-	ErrBinding = errors.New("version-2 value without a valid binding to its attribute and item key")
+	// ErrBinding: a value bound to its item was sealed or opened without a
+	// valid Binding, or was moved to another item or context where it cannot
+	// be sealed again because its plaintext is not known. It is a usage
+	// error, not a sign of tampering.
+	ErrBinding = errors.New("encrypted value not validly bound to its attribute, item key or item context")
 	// ErrItemContext: the encryption context a spec takes from the item
 	// (Spec.ContextFrom) could not be had, e.g. the attribute is missing.
 	ErrItemContext = errors.New("cannot take encryption context from the item")

@@ -17,6 +17,14 @@ type Cell interface {
 	SetOpened(plaintext []byte) error
 	// SetOpenError makes Value fail with err, e.g. enc.ErrWriteOnly.
 	SetOpenError(err error)
+	// KnownPlaintext returns the bytes of the plaintext when the value holds
+	// it, so a sealed value can be sealed again for another item.
+	KnownPlaintext() (plaintext []byte, ok bool, err error)
+	// Origin returns what SetOrigin recorded: where a sealed value belongs
+	// (the item and context it is bound to), or "" when that is unknown.
+	Origin() string
+	// SetOrigin records where the sealed value belongs.
+	SetOrigin(origin string)
 }
 
 var _ Cell = (*Encrypted[string])(nil)
@@ -71,5 +79,32 @@ func (e *Encrypted[T]) SetOpenError(err error) {
 	}
 	s := *e.state
 	s.openErr = err
+	e.state = &s
+}
+
+// KnownPlaintext implements Cell.
+func (e *Encrypted[T]) KnownPlaintext() ([]byte, bool, error) {
+	if e.state == nil || !e.state.hasValue {
+		return nil, false, nil
+	}
+	b, err := encodePlain(*e.state.value)
+	return b, err == nil, err
+}
+
+// Origin implements Cell.
+func (e *Encrypted[T]) Origin() string {
+	if e.state == nil {
+		return ""
+	}
+	return e.state.origin
+}
+
+// SetOrigin implements Cell.
+func (e *Encrypted[T]) SetOrigin(origin string) {
+	if e.state == nil {
+		return
+	}
+	s := *e.state
+	s.origin = origin
 	e.state = &s
 }

@@ -54,6 +54,7 @@ type state[T any] struct {
 	pending  bool   // value is new, changed or legacy plaintext: it must be sealed before a write
 	stored   string // the sealed form, as loaded or as sealed for a write
 	openErr  error  // why a loaded, sealed value has no plaintext
+	origin   string // where the sealed value belongs, when bound to its item (see Cell.Origin)
 }
 
 // NewEncrypted returns an Encrypted holding v, to be sealed on the next write.

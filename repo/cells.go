@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -340,6 +342,43 @@ func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
 	return v, true
 }
 
+// origin says where a sealed value belongs: the item key and attribute it is
+// bound to (version 2) and the context taken from its item. Unchanged values
+// are written back as stored only to the place they came from; elsewhere they
+// would no longer open. It is "" for values bound to nothing, and when the
+// facts cannot be read (then nothing can be checked).
+func (f *itemFacts) origin(spec enc.Spec, bound string, bindKey bool) string {
+	if !bindKey && len(spec.ContextFrom) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("1\x00")
+	if bindKey {
+		binding, err := f.binding(bound)
+		if err != nil {
+			return ""
+		}
+		canon, err := binding.Canonical()
+		if err != nil {
+			return ""
+		}
+		b.Reset()
+		b.WriteString("2\x00")
+		b.WriteString(canon)
+	}
+	ctx, err := f.itemContext(spec)
+	if err != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(ctx)) {
+		b.WriteString("\x00")
+		b.WriteString(k)
+		b.WriteString("=")
+		b.WriteString(ctx[k])
+	}
+	return b.String()
+}
+
 // sealer seals the pending encrypted values of items before a write.
 type sealer struct {
 	encryptor  *enc.Encryptor
@@ -347,6 +386,7 @@ type sealer struct {
 	item       *itemPlan
 	reqs       []enc.SealRequest
 	cells      []field.Cell
+	origins    []string
 	writeBacks []func()
 }
 
@@ -362,7 +402,18 @@ func (s *sealer) add(v reflect.Value) error {
 			return fail(err)
 		}
 		if !ok {
-			return nil
+			// An unchanged value goes back as stored, unless it was loaded
+			// from another item or context that it is bound to.
+			was := c.cell.Origin()
+			if was == "" || facts.origin(c.spec, c.bound, strings.HasPrefix(was, "2")) == was {
+				return nil
+			}
+			if plain, ok, err = c.cell.KnownPlaintext(); err != nil {
+				return fail(err)
+			}
+			if !ok {
+				return fail(fmt.Errorf("%w: the value was loaded from another item or encryption context and is sealed to it; set it again to move it", enc.ErrBinding))
+			}
 		}
 		req := enc.SealRequest{Spec: c.spec, Attribute: c.attr, Plaintext: plain}
 		// A mode that cannot seal is refused by Seal, before any KMS call;
@@ -381,6 +432,7 @@ func (s *sealer) add(v reflect.Value) error {
 		}
 		s.reqs = append(s.reqs, req)
 		s.cells = append(s.cells, c.cell)
+		s.origins = append(s.origins, facts.origin(c.spec, c.bound, c.spec.Version == enc.Version2))
 		return nil
 	}}
 	if err := w.walkStruct(v, paths{}); err != nil {
@@ -395,7 +447,7 @@ func (s *sealer) discard() {
 	for _, r := range s.reqs {
 		clear(r.Plaintext)
 	}
-	s.reqs, s.cells, s.writeBacks = nil, nil, nil
+	s.reqs, s.cells, s.origins, s.writeBacks = nil, nil, nil, nil
 }
 
 // seal encrypts everything collected, sharing data keys across items.
@@ -404,13 +456,14 @@ func (s *sealer) seal(ctx context.Context) error {
 		return nil
 	}
 	stored, err := s.encryptor.Seal(ctx, s.reqs)
-	cells, writeBacks := s.cells, s.writeBacks
+	cells, origins, writeBacks := s.cells, s.origins, s.writeBacks
 	s.discard()
 	if err != nil {
 		return err
 	}
 	for i, c := range cells {
 		c.SetSealed(stored[i])
+		c.SetOrigin(origins[i])
 	}
 	for _, wb := range writeBacks {
 		wb()
@@ -437,6 +490,8 @@ func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error
 		if !ok {
 			return nil
 		}
+		version, verr := enc.EnvelopeVersion(stored)
+		c.cell.SetOrigin(facts.origin(c.spec, c.bound, verr == nil && version == enc.Version2))
 		if !c.spec.Mode.CanDecrypt() {
 			c.cell.SetOpenError(&enc.Error{Op: enc.OpDecrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: enc.ErrWriteOnly})
 			return nil
@@ -452,7 +507,7 @@ func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error
 		// The value's own version decides, so a spec moved to version 2
 		// still opens version-1 values and one moved back still opens
 		// version-2 values. A malformed value is left to Open to report.
-		if version, verr := enc.EnvelopeVersion(stored); verr == nil && version == enc.Version2 {
+		if verr == nil && version == enc.Version2 {
 			if req.Binding, err = facts.binding(c.bound); err != nil {
 				return fail(err)
 			}
