@@ -334,3 +334,55 @@ func TestEngineUpdateSealsBoundValues(t *testing.T) {
 		t.Fatalf("updated value is version %d", v)
 	}
 }
+
+// Loaded values follow their item: moved to another tenant or copied to
+// another item, they are sealed again on save and open there; unchanged ones
+// go back as stored with no KMS call.
+func TestEngineBoundValuesFollowTheirItem(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := entries(t, f, enc.Spec{Version: enc.Version2, ContextFrom: map[string]string{"org": "org"}})
+	for _, acc := range []string{"ACC#a", "ACC#b"} {
+		if err := r.Put(ctx, newEntry(acc, 1, "acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := r.Get(ctx, repo.Key{Hash: "ACC#a", Range: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Get(ctx, repo.Key{Hash: "ACC#b", Range: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before := r.Encryptor().Stats().GenerateDataKeyCalls
+	if err := r.Put(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Encryptor().Stats().GenerateDataKeyCalls - before; n != 0 {
+		t.Fatalf("an unchanged item cost %d GenerateDataKey calls", n)
+	}
+
+	a.Org = "globex" // the tenant changes: both values need the new context
+	b.SSN = a.SSN    // and b takes a's SSN, bound to a's key
+	for _, e := range []Entry{a, b} {
+		if err := r.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a2, err := r.Get(ctx, repo.Key{Hash: "ACC#a", Range: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := r.Get(ctx, repo.Key{Hash: "ACC#b", Range: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustValue(t, a2.Notes); got != "notes ACC#a/1" {
+		t.Fatalf("a's notes after the tenant move: %q", got)
+	}
+	if got := mustValue(t, b2.SSN); got != "ssn ACC#a" {
+		t.Fatalf("b's copied SSN: %q", got)
+	}
+}
