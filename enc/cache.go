@@ -2,6 +2,7 @@ package enc
 
 import (
 	"container/list"
+	"context"
 	"sync"
 	"time"
 )
@@ -61,6 +62,11 @@ type keyCache struct {
 	// byAge by creation (front: oldest), so expired entries are found and
 	// wiped without scanning the whole cache.
 	recent, byAge list.List
+
+	// fetching holds a channel per id whose key one caller is getting from
+	// KMS; it is closed when that caller is done. Callers that miss at the
+	// same time wait for it instead of each asking KMS.
+	fetching map[string]chan struct{}
 }
 
 type cacheEntry struct {
@@ -74,7 +80,46 @@ type cacheEntry struct {
 }
 
 func newKeyCache(l CacheLimits, now func() time.Time) *keyCache {
-	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}}
+	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}, fetching: map[string]chan struct{}{}}
+}
+
+// lead makes the caller the one that fetches id from KMS, and returns done
+// to call when the key is cached (or the fetch failed). If another caller is
+// fetching id already, it returns a channel that closes when that one is done.
+func (c *keyCache) lead(id string) (wait <-chan struct{}, done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.fetching[id]; ok {
+		return ch, nil
+	}
+	ch := make(chan struct{})
+	c.fetching[id] = ch
+	return nil, func() {
+		c.mu.Lock()
+		delete(c.fetching, id)
+		c.mu.Unlock()
+		close(ch)
+	}
+}
+
+// takeOrLead takes id's key from the cache, waiting while another caller
+// fetches it. When there is none to take, the caller gets done and must
+// fetch the key, put it and call done.
+func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain, encrypted []byte, done func(), err error) {
+	for {
+		if plain, encrypted, ok := c.take(id, uses); ok {
+			return plain, encrypted, nil, nil
+		}
+		wait, done := c.lead(id)
+		if done != nil {
+			return nil, nil, done, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		}
+	}
 }
 
 // take returns a copy of the key cached under id and counts uses against it;

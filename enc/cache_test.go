@@ -302,3 +302,100 @@ func decodeStored(t *testing.T, stored string) []byte {
 	}
 	return raw
 }
+
+// lingeringKeys makes every KMS call take a while, so concurrent callers overlap.
+type lingeringKeys struct{ *enctest.Provider }
+
+func (s lingeringKeys) GenerateDataKey(ctx context.Context, k enc.KeyRef) ([]byte, []byte, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.Provider.GenerateDataKey(ctx, k)
+}
+
+func (s lingeringKeys) DecryptDataKey(ctx context.Context, k enc.KeyRef, blob []byte) ([]byte, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.Provider.DecryptDataKey(ctx, k, blob)
+}
+
+// Callers that miss the cache at the same time share one KMS call instead of
+// each making their own.
+func TestConcurrentCacheMissesShareOneKMSCall(t *testing.T) {
+	keys := enctest.New()
+	e := enc.New(lingeringKeys{keys}, enc.WithCache(enc.CacheLimits{}))
+	s := enc.Spec{KeyID: "alias/k"}
+	ctx := context.Background()
+	const callers = 16
+	stored := make([]string, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if stored[i], err = e.Encrypt(ctx, s, []byte("v")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := keys.Generates.Load(); n != 1 {
+		t.Fatalf("%d concurrent sealers made %d GenerateDataKey calls, want 1", callers, n)
+	}
+
+	fresh := enc.New(lingeringKeys{keys}, enc.WithDecryptCache(enc.CacheLimits{}))
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := fresh.Decrypt(ctx, s, stored[i]); err != nil || string(got) != "v" {
+				t.Errorf("Decrypt = %q, %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := keys.Decrypts.Load(); n != 1 {
+		t.Fatalf("%d concurrent openers of one data key made %d Decrypt calls, want 1", callers, n)
+	}
+	if st := fresh.Stats(); st.CacheMisses != 1 || st.CacheHits != callers-1 {
+		t.Fatalf("stats %+v, want 1 miss and %d hits", st, callers-1)
+	}
+}
+
+// A caller waiting for another's KMS call gives up when its context ends.
+func TestCacheWaitHonoursContext(t *testing.T) {
+	block := make(chan struct{})
+	keys := blockingKeys{Provider: enctest.New(), release: block}
+	e := enc.New(keys, enc.WithEncryptCache(enc.CacheLimits{}))
+	s := enc.Spec{KeyID: "alias/k"}
+	leader := make(chan error, 1)
+	go func() {
+		_, err := e.Encrypt(context.Background(), s, []byte("v"))
+		leader <- err
+	}()
+	for keys.Provider.Generates.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.Encrypt(ctx, s, []byte("w")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting caller: %v, want DeadlineExceeded", err)
+	}
+	close(block)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type blockingKeys struct {
+	*enctest.Provider
+	release chan struct{}
+}
+
+func (b blockingKeys) GenerateDataKey(ctx context.Context, k enc.KeyRef) ([]byte, []byte, error) {
+	plain, blob, err := b.Provider.GenerateDataKey(ctx, k)
+	select {
+	case <-b.release:
+		return plain, blob, err
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+}

@@ -272,10 +272,15 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypted []byte, err error) {
 	uses := int64(len(g.reqs))
 	if e.sealers != nil {
-		if plain, encrypted, ok := e.sealers.take(g.id, uses); ok {
+		plain, encrypted, done, err := e.sealers.takeOrLead(ctx, g.id, uses)
+		if err != nil {
+			return nil, nil, err
+		}
+		if done == nil {
 			e.stats.hits.Add(1)
 			return plain, encrypted, nil
 		}
+		defer done()
 		e.stats.misses.Add(1)
 	}
 	plain, encrypted, err = e.generate(ctx, g.ref)
@@ -365,10 +370,15 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 // the decrypt cache when it holds it, else from KMS.
 func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, error) {
 	if e.openers != nil {
-		if plain, _, ok := e.openers.take(g.id, 0); ok {
+		plain, _, done, err := e.openers.takeOrLead(ctx, g.id, 0)
+		if err != nil {
+			return nil, err
+		}
+		if done == nil {
 			e.stats.hits.Add(1)
 			return plain, nil
 		}
+		defer done()
 		e.stats.misses.Add(1)
 	}
 	plain, err := e.decryptKey(ctx, g.ref, encrypted)
