@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 )
@@ -289,6 +292,90 @@ type keyField struct {
 	index []int
 	name  string
 	typ   reflect.Type
+	// holder is a one-field struct with the key field's type and
+	// `dynamodbav` options, so a key value given in a Key marshals exactly as
+	// the field does in an item (",string", ",unixtime", ...).
+	holder reflect.Type
+}
+
+func newKeyField(f attrField) *keyField {
+	_, opts, _ := strings.Cut(f.sf.Tag.Get("dynamodbav"), ",")
+	tag := `dynamodbav:"k"`
+	if opts != "" {
+		tag = fmt.Sprintf(`dynamodbav:"k,%s"`, opts)
+	}
+	holder := reflect.StructOf([]reflect.StructField{{Name: "K", Type: f.typ, Tag: reflect.StructTag(tag)}})
+	return &keyField{index: f.index, name: f.name, typ: f.typ, holder: holder}
+}
+
+// marshal turns a key value into the attribute value the field would have.
+// The value must be of the field's type, or a number or string type that
+// converts to it without loss.
+func (kf *keyField) marshal(v any) (types.AttributeValue, error) {
+	val := reflect.ValueOf(v)
+	if !val.IsValid() {
+		return nil, fmt.Errorf("no value")
+	}
+	if !val.Type().AssignableTo(kf.typ) {
+		converted, ok := convertExactly(val, kf.typ)
+		if !ok {
+			return nil, fmt.Errorf("%T does not fit the key's type %s", v, kf.typ)
+		}
+		val = converted
+	}
+	h := reflect.New(kf.holder).Elem()
+	h.Field(0).Set(val)
+	m, err := attributevalue.MarshalMap(h.Interface())
+	if err != nil {
+		return nil, err
+	}
+	av, ok := m["k"]
+	if !ok || isNull(av) {
+		return nil, fmt.Errorf("empty value")
+	}
+	return av, nil
+}
+
+// attributeType is the DynamoDB type the key is stored as: the field's own
+// type, unless its options say otherwise (",string" stores a number as S).
+func (kf *keyField) attributeType() (types.ScalarAttributeType, error) {
+	h := reflect.New(kf.holder).Elem()
+	m, err := attributevalue.MarshalMap(h.Interface())
+	if err == nil {
+		switch m["k"].(type) {
+		case *types.AttributeValueMemberS:
+			return types.ScalarAttributeTypeS, nil
+		case *types.AttributeValueMemberN:
+			return types.ScalarAttributeTypeN, nil
+		case *types.AttributeValueMemberB:
+			return types.ScalarAttributeTypeB, nil
+		}
+	}
+	return scalarType(kf.typ)
+}
+
+// convertExactly converts between number types, or between string types,
+// when the value survives the round trip; never between kinds (Go would turn
+// an int into a one-rune string).
+func convertExactly(v reflect.Value, to reflect.Type) (reflect.Value, bool) {
+	kindOf := func(k reflect.Kind) int {
+		switch {
+		case k >= reflect.Int && k <= reflect.Float64:
+			return 1
+		case k == reflect.String:
+			return 2
+		}
+		return 0
+	}
+	from := kindOf(v.Kind())
+	if from == 0 || from != kindOf(to.Kind()) || !v.CanConvert(to) {
+		return reflect.Value{}, false
+	}
+	c := v.Convert(to)
+	if !c.CanConvert(v.Type()) || !c.Convert(v.Type()).Equal(v) {
+		return reflect.Value{}, false
+	}
+	return c, true
 }
 
 func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
@@ -312,7 +399,7 @@ func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
 			if isCell(f.typ) {
 				return nil, nil, fmt.Errorf("repo: field %s.%s: a key cannot be encrypted", t.Name(), f.goName)
 			}
-			*slot = &keyField{index: f.index, name: f.name, typ: f.typ}
+			*slot = newKeyField(f)
 		}
 	}
 	if hash == nil {

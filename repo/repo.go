@@ -174,7 +174,7 @@ func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
 	if k.Hash == nil {
 		return nil, fmt.Errorf("repo %s: key has no hash value", r.table)
 	}
-	hv, err := attributevalue.Marshal(k.Hash)
+	hv, err := r.hash.marshal(k.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("repo %s: hash key %s: %w", r.table, r.hash.name, err)
 	}
@@ -185,7 +185,7 @@ func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
 	case r.rng != nil && k.Range == nil:
 		return nil, fmt.Errorf("repo %s: key lacks the range key %s", r.table, r.rng.name)
 	case r.rng != nil:
-		rv, err := attributevalue.Marshal(k.Range)
+		rv, err := r.rng.marshal(k.Range)
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: range key %s: %w", r.table, r.rng.name, err)
 		}
@@ -349,7 +349,7 @@ func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateT
 		if k == nil {
 			continue
 		}
-		at, err := scalarType(k.typ)
+		at, err := k.attributeType()
 		if err != nil {
 			return fmt.Errorf("repo %s: key %s: %w", r.table, k.name, err)
 		}
