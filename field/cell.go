@@ -44,17 +44,17 @@ func (e *Encrypted[T]) SetSealed(stored string) {
 		return
 	}
 	s := *e.state
-	s.stored, s.pending = stored, false
+	s.sealed, s.pending = &sealedForm{stored: stored, origin: s.origin()}, false
 	e.state = &s
 }
 
 // StoredCiphertext implements Cell.
 func (e *Encrypted[T]) StoredCiphertext() (string, bool) {
 	s := e.state
-	if s == nil || s.hasValue || s.stored == "" {
+	if s == nil || s.hasValue || s.stored() == "" {
 		return "", false
 	}
-	return s.stored, true
+	return s.stored(), true
 }
 
 // SetOpened implements Cell.
@@ -96,7 +96,7 @@ func (e *Encrypted[T]) Origin() string {
 	if e.state == nil {
 		return ""
 	}
-	return e.state.origin
+	return e.state.origin()
 }
 
 // SetOrigin implements Cell.
@@ -105,6 +105,6 @@ func (e *Encrypted[T]) SetOrigin(origin string) {
 		return
 	}
 	s := *e.state
-	s.origin = origin
+	s.sealed = &sealedForm{stored: s.stored(), origin: origin}
 	e.state = &s
 }

@@ -332,18 +332,18 @@ func TestOpenedBytesThatDoNotDecodeAreMalformedWithoutQuotingThem(t *testing.T) 
 	}{
 		"syntax": {func(b []byte) error {
 			var e Encrypted[Card]
-			e.state = &state[Card]{stored: "x"}
+			e.state = &state[Card]{sealed: &sealedForm{stored: "x"}}
 			return e.SetOpened(b)
 		}, `{"Number": 4111x}`},
 		"overflow": {func(b []byte) error {
 			var e Encrypted[Card]
-			e.state = &state[Card]{stored: "x"}
+			e.state = &state[Card]{sealed: &sealedForm{stored: "x"}}
 			return e.SetOpened(b)
 		}, `{"Number": 4111}`},
-		"trailing": {func(b []byte) error { var e Encrypted[int]; e.state = &state[int]{stored: "x"}; return e.SetOpened(b) }, `4111 4111`},
+		"trailing": {func(b []byte) error { var e Encrypted[int]; e.state = &state[int]{sealed: &sealedForm{stored: "x"}}; return e.SetOpened(b) }, `4111 4111`},
 		"time": {func(b []byte) error {
 			var e Encrypted[time.Time]
-			e.state = &state[time.Time]{stored: "x"}
+			e.state = &state[time.Time]{sealed: &sealedForm{stored: "x"}}
 			return e.SetOpened(b)
 		}, `"4111-99"`},
 	}

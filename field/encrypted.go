@@ -43,18 +43,37 @@ type Encrypted[T any] struct {
 	state *state[T]
 }
 
-// state keeps the plaintext two pointers away from an Encrypted. fmt cannot
-// call String or Format on an unexported field; it prints a pointer there
-// as an address, except that a verb that does not fit a pointer (%s, %q)
-// makes it print the pointed-to struct, one level deep, in its error text.
-// One level deep, value is still only a pointer, printed as an address.
+// state keeps the plaintext, the sealed form and where that belongs two
+// pointers away from an Encrypted. fmt cannot call String or Format on an
+// unexported field; it prints a pointer there as an address, except that a
+// verb that does not fit a pointer (%s, %q) makes it print the pointed-to
+// struct, one level deep, in its error text. One level deep, value and
+// sealed are still only pointers, printed as addresses.
 type state[T any] struct {
 	value    *T
-	hasValue bool   // value holds the plaintext
-	pending  bool   // value is new, changed or legacy plaintext: it must be sealed before a write
-	stored   string // the sealed form, as loaded or as sealed for a write
-	openErr  error  // why a loaded, sealed value has no plaintext
-	origin   string // where the sealed value belongs, when bound to its item (see Cell.Origin)
+	hasValue bool // value holds the plaintext
+	pending  bool // value is new, changed or legacy plaintext: it must be sealed before a write
+	sealed   *sealedForm
+	openErr  error // why a loaded, sealed value has no plaintext
+}
+
+type sealedForm struct {
+	stored string // the sealed form, as loaded or as sealed for a write
+	origin string // where the sealed value belongs, when bound to its item (see Cell.Origin)
+}
+
+func (s *state[T]) stored() string {
+	if s.sealed == nil {
+		return ""
+	}
+	return s.sealed.stored
+}
+
+func (s *state[T]) origin() string {
+	if s.sealed == nil {
+		return ""
+	}
+	return s.sealed.origin
 }
 
 // NewEncrypted returns an Encrypted holding v, to be sealed on the next write.
@@ -88,7 +107,7 @@ func (e Encrypted[T]) Value() (T, error) {
 // IsSealed reports whether the value is held in sealed form, ready to be
 // written as it is.
 func (e Encrypted[T]) IsSealed() bool {
-	return e.state != nil && e.state.stored != "" && !e.state.pending
+	return e.state != nil && e.state.stored() != "" && !e.state.pending
 }
 
 // IsPresent reports whether the field has a value (plaintext or sealed).
@@ -100,7 +119,7 @@ func (e Encrypted[T]) Ciphertext() string {
 	if !e.IsSealed() {
 		return ""
 	}
-	return e.state.stored
+	return e.state.stored()
 }
 
 // MarshalDynamoDBAttributeValue writes the sealed form, or NULL for an absent
@@ -114,10 +133,10 @@ func (e Encrypted[T]) MarshalDynamoDBAttributeValue() (types.AttributeValue, err
 	switch {
 	case s == nil:
 		return &types.AttributeValueMemberNULL{Value: true}, nil
-	case s.pending || s.stored == "":
+	case s.pending || s.stored() == "":
 		return nil, fmt.Errorf("field.Encrypted[%s] holds a value that was never sealed (an Encrypted in an interface field, or marshalled outside a repository, is not sealed): %w", plainTypeName[T](), enc.ErrNotSealed)
 	default:
-		return &types.AttributeValueMemberS{Value: s.stored}, nil
+		return &types.AttributeValueMemberS{Value: s.stored()}, nil
 	}
 }
 
@@ -136,7 +155,7 @@ func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) 
 		return nil
 	case *types.AttributeValueMemberS:
 		if enc.IsEncrypted(v.Value) {
-			*e = Encrypted[T]{state: &state[T]{stored: v.Value}}
+			*e = Encrypted[T]{state: &state[T]{sealed: &sealedForm{stored: v.Value}}}
 			return nil
 		}
 	}

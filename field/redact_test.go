@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/dynoseal/dynoseal/field"
 )
 
@@ -177,5 +179,26 @@ func TestSlogNeverShowsPlaintext(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("m", "ssn", field.NewEncrypted(secretText))
 	if !strings.Contains(buf.String(), `"ssn":"[encrypted]"`) {
 		t.Errorf("JSON log: %s", buf.String())
+	}
+}
+
+// A loaded value in an unexported field: fmt prints its state one level deep
+// for verbs that do not fit a pointer, and even then shows neither the
+// ciphertext nor the item it is bound to.
+func TestFmtHidesSealedFormOfUnexportedField(t *testing.T) {
+	const ciphertext = "ENC:AQABAgMEBQYHCAkKCwwNDg8Q"
+	var e field.Encrypted[string]
+	if err := e.UnmarshalDynamoDBAttributeValue(&types.AttributeValueMemberS{Value: ciphertext}); err != nil {
+		t.Fatal(err)
+	}
+	e.SetOrigin("pk=USER#123|tenant=acme")
+	v := struct{ ssn field.Encrypted[string] }{e}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		out := fmt.Sprintf(verb, v)
+		for _, bad := range []string{ciphertext, "AQABAgMEBQYHCAkKCwwNDg8Q", "USER#123", "acme"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s printed %q, which contains %q", verb, out, bad)
+			}
+		}
 	}
 }
