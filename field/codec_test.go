@@ -340,7 +340,11 @@ func TestOpenedBytesThatDoNotDecodeAreMalformedWithoutQuotingThem(t *testing.T) 
 			e.state = &state[Card]{sealed: &sealedForm{stored: "x"}}
 			return e.SetOpened(b)
 		}, `{"Number": 4111}`},
-		"trailing": {func(b []byte) error { var e Encrypted[int]; e.state = &state[int]{sealed: &sealedForm{stored: "x"}}; return e.SetOpened(b) }, `4111 4111`},
+		"trailing": {func(b []byte) error {
+			var e Encrypted[int]
+			e.state = &state[int]{sealed: &sealedForm{stored: "x"}}
+			return e.SetOpened(b)
+		}, `4111 4111`},
 		"time": {func(b []byte) error {
 			var e Encrypted[time.Time]
 			e.state = &state[time.Time]{sealed: &sealedForm{stored: "x"}}
