@@ -392,28 +392,6 @@ func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {
 	return "", fmt.Errorf("type %s cannot be a key (want a string, number or []byte)", t)
 }
 
-// holdsEncrypted reports whether the top-level attribute attr holds
-// encrypted values, directly or inside nested documents.
-func (r *Repo[T]) holdsEncrypted(attr string) bool {
-	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
-		if f.name == attr {
-			return true
-		}
-	}
-	return false
-}
-
-// holdsEncryptedDirectly reports whether attr is itself encrypted (or a list
-// or map of encrypted values), rather than a document with encrypted members.
-func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
-	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
-		if f.name == attr {
-			return f.hasSpec
-		}
-	}
-	return false
-}
-
 // marshalMap is attributevalue.MarshalMap, except that `omitempty` also
 // leaves out values whose marshaler returns NULL, such as an absent
 // field.Encrypted: the tag then means the same for every field type.

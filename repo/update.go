@@ -449,46 +449,6 @@ func pathsOverlap(a, b string) bool {
 	return a == b || (strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '['))
 }
 
-// typeAtPath returns the Go type of T that a document path reaches, or nil
-// when the path leaves the static types (an interface, an unknown name).
-// A path into an encrypted value stops at it.
-func typeAtPath(t reflect.Type, path string) reflect.Type {
-	for part := range strings.SplitSeq(path, ".") {
-		name, _, _ := strings.Cut(part, "[")
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if isCell(t) {
-			return t
-		}
-		switch t.Kind() {
-		case reflect.Struct:
-			f, ok := fieldsByName(t)[name]
-			if !ok {
-				return nil
-			}
-			t = f.typ
-		case reflect.Map:
-			t = t.Elem()
-		default:
-			return nil
-		}
-		for range strings.Count(part, "[") {
-			for t.Kind() == reflect.Pointer {
-				t = t.Elem()
-			}
-			if isCell(t) {
-				return t
-			}
-			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
-				return nil
-			}
-			t = t.Elem()
-		}
-	}
-	return t
-}
-
 var fieldsCache sync.Map // reflect.Type -> map[string]attrField
 
 // fieldsByName returns the attributes of struct type t by name.
