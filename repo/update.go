@@ -21,7 +21,8 @@ import (
 
 // ErrInvalidUpdate is matched by every error that an Update is rejected
 // with before a request is sent (unknown attribute, key attribute, value
-// that does not fit the field, action an encrypted attribute cannot take).
+// that does not fit the field, action an encrypted attribute cannot take,
+// encryption context the update does not carry).
 var ErrInvalidUpdate = errors.New("dynoseal: invalid update")
 
 // Update lists the changes one UpdateItem call makes to an item. Start with
@@ -41,6 +42,12 @@ var ErrInvalidUpdate = errors.New("dynoseal: invalid update")
 // Encrypted attributes can be Set (to a field.Encrypted or to a plain value of
 // its type, which is sealed before the request) and removed; every other
 // action on them is rejected, as is Set on a path inside one.
+//
+// When a spec takes encryption context from the item (enc.Spec.ContextFrom),
+// an update that seals a value under it must Set the context attributes too,
+// since the item is not read; and an action on a context attribute must Set
+// or remove every encrypted attribute sealed under it, since stored values
+// stay bound to the old context.
 type Update struct {
 	actions []updateAction
 }

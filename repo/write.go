@@ -222,7 +222,7 @@ func (r *Repo[T]) keyOf(item T) Key {
 // the error is ErrNotFound. It takes the options of Delete.
 func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOption) (T, error) {
 	var zero T
-	o, err := writeOptions("DeleteReturning", knobReturnOld, opts)
+	o, err := writeOptions("DeleteReturning", 0, opts)
 	if err != nil {
 		return zero, err
 	}
