@@ -281,8 +281,8 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		return err
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
-	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
-		return err
+	if cond != nil {
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = cond.expr, cond.names, cond.values
 	}
 	if _, err := db.PutItem(ctx, in); err != nil {
 		return r.writeError(ctx, "put", r.keyOf(item), o, err)

@@ -150,7 +150,7 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	}
 	b := expression.NewBuilder().WithUpdate(ub)
 	if cond != nil {
-		b = b.WithCondition(*cond)
+		b = b.WithCondition(cond.builder)
 	}
 	e, err := b.Build()
 	if err != nil {
