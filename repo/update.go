@@ -45,9 +45,10 @@ var ErrInvalidUpdate = errors.New("dynoseal: invalid update")
 //
 // When a spec takes encryption context from the item (enc.Spec.ContextFrom),
 // an update that seals a value under it must Set the context attributes too,
-// since the item is not read; and an action on a context attribute must Set
-// or remove every encrypted attribute sealed under it, since stored values
-// stay bound to the old context.
+// since the item is not read. Stored values stay bound to the old context, so
+// unless the update also Sets or removes every encrypted attribute sealed with
+// a context attribute, it requires that attribute unchanged (a condition
+// failure otherwise), and any action on it but Set is rejected.
 type Update struct {
 	actions []updateAction
 }
@@ -144,13 +145,18 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	if err != nil {
 		return zero, err
 	}
-	ub, err := r.updateExpression(ctx, k, u)
+	ub, guard, err := r.updateExpression(ctx, k, u)
 	if err != nil {
 		return zero, err
 	}
 	b := expression.NewBuilder().WithUpdate(ub)
-	if cond != nil {
+	switch {
+	case cond != nil && guard != nil:
+		b = b.WithCondition(cond.builder.And(*guard))
+	case cond != nil:
 		b = b.WithCondition(cond.builder)
+	case guard != nil:
+		b = b.WithCondition(*guard)
 	}
 	e, err := b.Build()
 	if err != nil {
@@ -187,19 +193,23 @@ type updateStep struct {
 	top    attrField // the field of the path's first name
 	nested bool      // the path goes below the top-level attribute
 	av     types.AttributeValue
+	// pinned: the step Sets an attribute that specs take encryption context
+	// from, to give that context to values it seals, while other values
+	// sealed with it stay as stored; the update then requires it unchanged.
+	pinned bool
 }
 
 // updateExpression checks u against T, seals the encrypted values it sets
 // and builds the update expression. Every check runs before KMS is asked
 // for a data key.
-func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expression.UpdateBuilder, error) {
+func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expression.UpdateBuilder, *expression.ConditionBuilder, error) {
 	var ub expression.UpdateBuilder
 	if len(u.actions) == 0 {
-		return ub, r.invalidUpdate("no changes")
+		return ub, nil, r.invalidUpdate("no changes")
 	}
 	steps, err := r.checkUpdate(u)
 	if err != nil {
-		return ub, err
+		return ub, nil, err
 	}
 
 	// Top-level values go into items of type T, so that they are sealed and
@@ -219,19 +229,19 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			toSeal = append(toSeal, st)
 		}
 		if err := r.place(reflect.ValueOf(item).Elem(), st); err != nil {
-			return ub, err
+			return ub, nil, err
 		}
 		// Plain values set alongside go into the sealed item too: a spec's
 		// ContextFrom reads its encryption context from there.
 		if item == plain && st.kind == updateSet {
 			if err := r.place(reflect.ValueOf(sealed).Elem(), st); err != nil {
-				return ub, err
+				return ub, nil, err
 			}
 		}
 	}
 	plainMap, err := marshalMap(plain)
 	if err != nil {
-		return ub, r.invalidUpdate("marshal: %w", err)
+		return ub, nil, r.invalidUpdate("marshal: %w", err)
 	}
 	for i := range steps {
 		st := &steps[i]
@@ -240,35 +250,51 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			continue // a Set of encrypted values takes any value that fits the field
 		case st.nested:
 			if err := r.marshalNested(st); err != nil {
-				return ub, err
+				return ub, nil, err
 			}
 		default:
 			r.takeValue(st, plainMap)
 		}
 		if err := r.checkValueKind(*st); err != nil {
-			return ub, err
+			return ub, nil, err
 		}
 	}
 	if len(toSeal) > 0 {
 		if err := r.marshalKeyInto(k, sealed); err != nil {
-			return ub, err
+			return ub, nil, err
 		}
 		if err := r.sealUpdateValues(ctx, sealed, r.givenAttributes(steps)); err != nil {
 			if errors.Is(err, enc.ErrItemContext) {
 				// Found before any KMS call: the update lacks what sealing needs.
-				return ub, r.invalidUpdate("%w", err)
+				return ub, nil, r.invalidUpdate("%w", err)
 			}
-			return ub, err
+			return ub, nil, err
 		}
 		sealedMap, err := marshalMap(sealed)
 		if err != nil {
-			return ub, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
+			return ub, nil, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
 		}
 		for _, st := range toSeal {
 			r.takeValue(st, sealedMap)
 		}
 	}
 
+	var guard *expression.ConditionBuilder
+	for _, st := range steps {
+		if !st.pinned {
+			continue
+		}
+		if st.kind != updateSet {
+			return ub, nil, r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
+		}
+		// The attribute is Set only to give the context for sealing: it
+		// must not change, or other values sealed with it stop opening.
+		same := expression.Name(r.hash.name).AttributeNotExists().Or(expression.Name(st.path).Equal(expression.Value(st.av)))
+		if guard != nil {
+			same = guard.And(same)
+		}
+		guard = &same
+	}
 	for _, st := range steps {
 		name := expression.Name(st.path)
 		switch st.kind {
@@ -287,7 +313,7 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			ub = ub.Delete(name, expression.Value(st.av))
 		}
 	}
-	return ub, nil
+	return ub, guard, nil
 }
 
 // marshalNested marshals the value of a step below the top level, where
@@ -383,13 +409,16 @@ func (r *Repo[T]) contextSources(owner reflect.Type, cf cellField, from map[stri
 	}
 }
 
-// checkContextChanges rejects an action on an attribute that specs take
-// encryption context from, unless every attribute sealed with that context
-// is Set or removed as a whole in the same update. The stored values stay
-// bound to the old context; changing it alone would leave them unreadable.
+// checkContextChanges handles actions on an attribute that specs take
+// encryption context from. Stored values stay bound to the context they were
+// sealed with, so the attribute may change only when every attribute sealed
+// with it is Set or removed as a whole in the same update. Otherwise a Set of
+// it is pinned: it only supplies the context for the values the update seals,
+// and the update requires the stored value to be the same. Any other action
+// is rejected.
 func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
 	var readers map[string][]string
-	for _, st := range steps {
+	for i, st := range steps {
 		if r.item.context[st.top.name] == nil {
 			continue
 		}
@@ -400,9 +429,14 @@ func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
 			replaced := slices.ContainsFunc(steps, func(o updateStep) bool {
 				return !o.nested && o.top.name == reader && (o.kind == updateSet || o.kind == updateRemove)
 			})
-			if !replaced {
-				return r.invalidUpdate("%s %q: encrypted attribute %q is sealed with encryption context from %q; Set or Remove %q in the same update, or its stored values no longer open", st.kind, st.path, reader, st.top.name, reader)
+			if replaced {
+				continue
 			}
+			if st.kind == updateSet && !st.nested {
+				steps[i].pinned = true
+				continue
+			}
+			return r.invalidUpdate("%s %q: encrypted attribute %q is sealed with encryption context from %q; Set or Remove %q in the same update, or its stored values no longer open", st.kind, st.path, reader, st.top.name, reader)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
@@ -161,13 +162,10 @@ func TestUpdateOfContextAttributeNeedsItsEncryptedAttributes(t *testing.T) {
 		u    repo.Update
 		want []string // named in the error
 	}{
-		{"Set alone", repo.NewUpdate().Set("tenant", 8), []string{`"tenant"`, `"address"`}},
 		{"Remove alone", repo.NewUpdate().Remove("tenant"), []string{`"tenant"`, `"address"`}},
 		{"Add alone", repo.NewUpdate().Add("tenant", 1), []string{`"tenant"`, `"address"`}},
 		{"SetIfNotExists alone", repo.NewUpdate().SetIfNotExists("tenant", 8), []string{`"tenant"`, `"address"`}},
-		{"nested value left", repo.NewUpdate().Set("tenant", 8).Set("ssn", "123-45-6789"), []string{`"tenant"`, `"address"`}},
-		{"top-level value left", repo.NewUpdate().Set("tenant", 8).Remove("address"), []string{`"tenant"`, `"ssn"`}},
-		{"nested path is not the whole attribute", repo.NewUpdate().Set("tenant", 8).Set("ssn", "123-45-6789").Remove("address.street"), []string{`"tenant"`, `"address"`}},
+		{"Remove with a value left", repo.NewUpdate().Remove("tenant").Set("ssn", "123-45-6789"), []string{`"tenant"`, `"address"`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, db, keys := ledgers(t)
@@ -182,6 +180,37 @@ func TestUpdateOfContextAttributeNeedsItsEncryptedAttributes(t *testing.T) {
 			}
 			if keys.Generates.Load() != 0 || db.calls() != 0 {
 				t.Fatalf("%d GenerateDataKey calls and %d requests for a rejected update", keys.Generates.Load(), db.calls())
+			}
+		})
+	}
+
+	// A Set of the tenant that leaves values sealed with it in place only
+	// gives the context for the values the update seals: the request then
+	// requires the stored tenant to be the same.
+	for name, u := range map[string]repo.Update{
+		"Set alone":                              repo.NewUpdate().Set("tenant", 8),
+		"nested value left":                      repo.NewUpdate().Set("tenant", 8).Set("ssn", "123-45-6789"),
+		"top-level value left":                   repo.NewUpdate().Set("tenant", 8).Remove("address"),
+		"nested path is not the whole attribute": repo.NewUpdate().Set("tenant", 8).Set("ssn", "123-45-6789").Remove("address.street"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, db, _ := ledgers(t)
+			if _, err := r.Update(ctx, k, u); err != nil {
+				t.Fatal(err)
+			}
+			in := db.updates[len(db.updates)-1]
+			cond := aws.ToString(in.ConditionExpression)
+			if !strings.Contains(cond, "attribute_not_exists") || !strings.Contains(cond, " OR ") || !strings.Contains(cond, "=") {
+				t.Fatalf("condition %q does not require the tenant to stay", cond)
+			}
+			var tenantPlaceholder string
+			for ph, n := range in.ExpressionAttributeNames {
+				if n == "tenant" {
+					tenantPlaceholder = ph
+				}
+			}
+			if tenantPlaceholder == "" || !strings.Contains(cond, tenantPlaceholder+" = ") {
+				t.Fatalf("condition %q (names %v) does not compare the tenant", cond, in.ExpressionAttributeNames)
 			}
 		})
 	}
