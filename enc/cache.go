@@ -67,6 +67,9 @@ type keyCache struct {
 	// KMS; it is closed when that caller is done. Callers that miss at the
 	// same time wait for it instead of each asking KMS.
 	fetching map[string]chan struct{}
+
+	// closed is set by close: the cache then stays empty for good.
+	closed bool
 }
 
 type cacheEntry struct {
@@ -149,7 +152,7 @@ func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
 	if old := c.entries[id]; old != nil {
 		c.removeLocked(old)
 	}
-	if uses >= c.limits.MaxUses {
+	if uses >= c.limits.MaxUses || c.closed {
 		return
 	}
 	e := &cacheEntry{
@@ -192,6 +195,23 @@ func (c *keyCache) purge() {
 	for _, e := range c.entries {
 		c.removeLocked(e)
 	}
+}
+
+// close purges the cache and keeps it empty: a caller still fetching a key
+// when it closes cannot put it back.
+func (c *keyCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, e := range c.entries {
+		c.removeLocked(e)
+	}
+}
+
+func (c *keyCache) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *keyCache) len() int {

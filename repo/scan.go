@@ -159,7 +159,16 @@ type scanned[T any] struct {
 // scanParallel reads the segments in bounded concurrency; each worker pages
 // through whole segments, opening each page itself so decryption runs in
 // parallel too, and hands the pages to the consumer's goroutine, the only
-// one that calls yield.
+// one that calls yield. The pages are opened in one session, so a data key
+// is decrypted once for the whole scan, whichever worker needs it first.
+//
+// With a limit, the workers share a budget of the items still wanted: a
+// worker asks DynamoDB for no more than the budget (without a filter), takes
+// from it the items of a page before opening the page, cuts the page to
+// what it took, and stops once the budget is spent. So only items that will
+// be returned are decrypted, and no request starts once enough are on their
+// way. Requests sent before the budget ran out still finish; their items are
+// dropped unopened.
 //
 // When the loop ends early, workers start no new request and open no new
 // page, but the requests already sent are left to finish rather than
@@ -169,6 +178,8 @@ type scanned[T any] struct {
 // aborts them.
 func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error) bool) {
 	var zero T
+	session := r.encryptor.Session()
+	defer session.Close() // deferred first: runs after the workers are done
 	pages := make(chan scanned[T])
 	stop := make(chan struct{})
 	stopped := func() bool {
@@ -189,6 +200,7 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 			return false
 		}
 	}
+	budget := newItemBudget(s.o.Limit)
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	total := s.o.Segments
@@ -204,12 +216,12 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 				rd := s.reader(seg, total)
 				var start attrMap
 				for {
-					if stopped() {
+					left, limited := budget.left()
+					if stopped() || (limited && left == 0) {
 						return
 					}
-					// Each segment may be the one that holds every item
-					// still wanted, so each is limited by the whole Limit.
-					items, last, err := rd.fetch(ctx, start, rd.streamLimit(rd.limit))
+					// Any segment may hold every item still wanted.
+					items, last, err := rd.fetch(ctx, start, rd.streamLimit(left))
 					if err != nil {
 						send(scanned[T]{err: r.pageFailed(ctx, s.op, err)})
 						return
@@ -217,10 +229,10 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 					if stopped() {
 						return
 					}
-					if rd.limit > 0 && len(items) > rd.limit {
-						items = items[:rd.limit]
+					if limited {
+						items = items[:budget.take(len(items))]
 					}
-					ts, err := r.openItems(ctx, s.op, items)
+					ts, err := r.openItems(ctx, session, s.op, items)
 					if err != nil {
 						send(scanned[T]{err: err})
 						return
@@ -268,5 +280,34 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 	// Workers stop quietly when the context ends; say why the items stopped.
 	if err := ctx.Err(); err != nil {
 		yield(zero, r.pageFailed(ctx, s.op, err))
+	}
+}
+
+// itemBudget is the number of items a parallel scan still wants, shared by
+// its workers; unlimited when the scan has no limit.
+type itemBudget struct {
+	limited bool
+	n       atomic.Int64
+}
+
+func newItemBudget(limit int) *itemBudget {
+	b := &itemBudget{limited: limit > 0}
+	b.n.Store(int64(limit))
+	return b
+}
+
+// left returns the items still wanted and whether there is a limit at all.
+func (b *itemBudget) left() (int, bool) {
+	return int(b.n.Load()), b.limited
+}
+
+// take reserves up to n items and returns how many it got.
+func (b *itemBudget) take(n int) int {
+	for {
+		left := b.n.Load()
+		got := min(left, int64(n))
+		if b.n.CompareAndSwap(left, left-got) {
+			return int(got)
+		}
 	}
 }
