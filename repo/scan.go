@@ -24,13 +24,14 @@ const maxSegments = 1_000_000
 const parallelScanWorkers = 16
 
 // Scan reads every item of the table (or, with Index, of the index) and opens
-// their encrypted fields one page at a time: each distinct data key on a page
-// is decrypted once.
+// their encrypted fields one page at a time. As with Query, each distinct
+// data key is decrypted once per range, across pages and segments.
 //
 // It takes Filter, Project, Index, ConsistentRead, Limit, PageSize and
 // Segments(n), which reads n segments concurrently (at most 16 at once) and
-// yields every item exactly once, in no particular order. Segment(i, n)
-// reads only segment i. Like Query it requests nothing until the range
+// yields every item exactly once, in no particular order; the segments share
+// Limit, so they stop asking once enough items are on their way and open
+// only the items returned. Segment(i, n) reads only segment i. Like Query it requests nothing until the range
 // starts and nothing after the loop breaks; when a parallel scan's loop
 // breaks, it waits for the requests other segments have in flight (without
 // opening their items) before the loop ends.
