@@ -176,8 +176,8 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 	return p, nil
 }
 
-// keyAttributes returns the attributes names of item: its key, to continue
-// a read after it.
+// keyAttributes returns the attributes of item that names name: its key, to
+// continue a read after it.
 func keyAttributes(item attrMap, names []string) (attrMap, error) {
 	key := make(attrMap, len(names))
 	for _, n := range names {

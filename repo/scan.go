@@ -31,10 +31,10 @@ const parallelScanWorkers = 16
 // Segments(n), which reads n segments concurrently (at most 16 at once) and
 // yields every item exactly once, in no particular order; the segments share
 // Limit, so they stop asking once enough items are on their way and open
-// only the items returned. Segment(i, n) reads only segment i. Like Query it requests nothing until the range
-// starts and nothing after the loop breaks; when a parallel scan's loop
-// breaks, it waits for the requests other segments have in flight (without
-// opening their items) before the loop ends.
+// only the items returned. Segment(i, n) reads only segment i. Like Query it
+// requests nothing until the range starts and nothing after the loop breaks;
+// when a parallel scan's loop breaks, it waits for the requests other
+// segments have in flight (without opening their items) before the loop ends.
 func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
