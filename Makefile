@@ -7,6 +7,7 @@
 #   make integration   tests/ module against moto, then against dynalite + local-kms
 #   make test          deps + unit + integration
 #   make demo          examples/quickstart against moto
+#   make bench         benchmarks of enc and repo (in-memory KMS), six runs each, through benchstat
 #
 # Variables: BACKENDS (default "moto strict"), ALLOW_SKIP (regexp of tests
 # that may be skipped on every backend, e.g. Docker-only suites), GOTEST_FLAGS.
@@ -38,6 +39,7 @@ tools:
 	@mkdir -p bin
 	cd tests && go build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 	cd tests && go build -o ../bin/localkms ./cmd/localkms
+	cd tests && go build -o ../bin/benchstat golang.org/x/perf/cmd/benchstat
 
 deps: npm tools
 
@@ -86,6 +88,15 @@ integration: deps
 	exit $$status
 
 test: deps unit integration
+
+# Benchmarks of the library's own work (in-memory KMS, no network), six runs
+# each, summarised by benchstat. Compare two states of the code with
+# `bin/benchstat old.txt new.txt`.
+BENCH ?= .
+bench: tools
+	@mkdir -p $(TMPOUT)
+	go test -run '^$$' -bench '$(BENCH)' -benchmem -count 6 ./enc ./repo > $(TMPOUT)/bench.txt
+	bin/benchstat $(TMPOUT)/bench.txt
 
 demo: deps
 	scripts/with-services.sh moto -- go run ./examples/quickstart

@@ -26,9 +26,6 @@ type Binding struct {
 	Key []KeyAttribute
 }
 
-// IsZero reports whether b binds nothing.
-func (b Binding) IsZero() bool { return b.Attribute == "" && len(b.Key) == 0 }
-
 // KeyType is the DynamoDB type of a key attribute.
 type KeyType byte
 

@@ -3,6 +3,7 @@ package enc
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -63,13 +64,22 @@ type keyCache struct {
 	// wiped without scanning the whole cache.
 	recent, byAge list.List
 
-	// fetching holds a channel per id whose key one caller is getting from
-	// KMS; it is closed when that caller is done. Callers that miss at the
-	// same time wait for it instead of each asking KMS.
-	fetching map[string]chan struct{}
+	// fetching holds the KMS request under way for an id. Callers that miss
+	// at the same time wait for it instead of each asking KMS.
+	fetching map[string]*flight
+
+	// sweep wipes expired entries when their time comes, so keys do not
+	// outlive MaxAge in an idle process; nil while the cache is empty.
+	sweep *time.Timer
 
 	// closed is set by close: the cache then stays empty for good.
 	closed bool
+}
+
+// flight is one caller's KMS request for a key that others wait on.
+type flight struct {
+	done chan struct{}
+	err  error // set before done closes
 }
 
 type cacheEntry struct {
@@ -83,32 +93,35 @@ type cacheEntry struct {
 }
 
 func newKeyCache(l CacheLimits, now func() time.Time) *keyCache {
-	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}, fetching: map[string]chan struct{}{}}
+	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}, fetching: map[string]*flight{}}
 }
 
 // lead makes the caller the one that fetches id from KMS, and returns done
-// to call when the key is cached (or the fetch failed). If another caller is
-// fetching id already, it returns a channel that closes when that one is done.
-func (c *keyCache) lead(id string) (wait <-chan struct{}, done func()) {
+// to call with the outcome once the key is cached (or could not be had). If
+// another caller is fetching id already, it returns that flight to wait on.
+func (c *keyCache) lead(id string) (wait *flight, done func(error)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ch, ok := c.fetching[id]; ok {
-		return ch, nil
+	if f, ok := c.fetching[id]; ok {
+		return f, nil
 	}
-	ch := make(chan struct{})
-	c.fetching[id] = ch
-	return nil, func() {
+	f := &flight{done: make(chan struct{})}
+	c.fetching[id] = f
+	return nil, func(err error) {
 		c.mu.Lock()
 		delete(c.fetching, id)
 		c.mu.Unlock()
-		close(ch)
+		f.err = err
+		close(f.done)
 	}
 }
 
 // takeOrLead takes id's key from the cache, waiting while another caller
 // fetches it. When there is none to take, the caller gets done and must
-// fetch the key, put it and call done.
-func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain, encrypted []byte, done func(), err error) {
+// fetch the key, put it and call done. Waiters share the fetcher's failure,
+// so a refusing KMS is asked once, not once per waiter; a fetcher that gave
+// up on its own context leaves the others to try themselves.
+func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain, encrypted []byte, done func(error), err error) {
 	for {
 		if plain, encrypted, ok := c.take(id, uses); ok {
 			return plain, encrypted, nil, nil
@@ -118,7 +131,10 @@ func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain
 			return nil, nil, done, nil
 		}
 		select {
-		case <-wait:
+		case <-wait.done:
+			if wait.err != nil && !errors.Is(wait.err, context.Canceled) && !errors.Is(wait.err, context.DeadlineExceeded) {
+				return nil, nil, nil, wait.err
+			}
 		case <-ctx.Done():
 			return nil, nil, nil, ctx.Err()
 		}
@@ -147,12 +163,15 @@ func (c *keyCache) take(id string, uses int64) (plain, encrypted []byte, ok bool
 // put caches a copy of plain under id, already used uses times, replacing
 // any entry with that id. A key with no uses left is not cached.
 func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
+	if uses >= c.limits.MaxUses {
+		return // keep any entry that still has uses to spare
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.entries[id]; old != nil {
 		c.removeLocked(old)
 	}
-	if uses >= c.limits.MaxUses || c.closed {
+	if c.closed {
 		return
 	}
 	e := &cacheEntry{
@@ -169,6 +188,23 @@ func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
 	for len(c.entries) > c.limits.MaxEntries {
 		c.removeLocked(c.recent.Back().Value.(*cacheEntry))
 	}
+	c.armLocked()
+}
+
+// armLocked schedules a sweep for when the oldest entry expires.
+func (c *keyCache) armLocked() {
+	if c.sweep != nil || c.byAge.Len() == 0 {
+		return
+	}
+	oldest := c.byAge.Front().Value.(*cacheEntry)
+	wait := max(oldest.created.Add(c.limits.MaxAge).Sub(c.now()), time.Millisecond)
+	c.sweep = time.AfterFunc(wait, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.sweep = nil
+		c.expireLocked()
+		c.armLocked()
+	})
 }
 
 func (c *keyCache) expireLocked() {
@@ -195,6 +231,10 @@ func (c *keyCache) purge() {
 	for _, e := range c.entries {
 		c.removeLocked(e)
 	}
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
+	}
 }
 
 // close purges the cache and keeps it empty: a caller still fetching a key
@@ -205,6 +245,10 @@ func (c *keyCache) close() {
 	c.closed = true
 	for _, e := range c.entries {
 		c.removeLocked(e)
+	}
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
 	}
 }
 

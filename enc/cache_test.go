@@ -399,3 +399,46 @@ func (b blockingKeys) GenerateDataKey(ctx context.Context, k enc.KeyRef) ([]byte
 		return nil, nil, ctx.Err()
 	}
 }
+
+// When the one caller asking KMS fails, the callers waiting on it get its
+// error instead of each asking KMS in turn.
+func TestConcurrentCacheMissesShareAFailure(t *testing.T) {
+	keys := enctest.New()
+	keys.Fail = func(string, enc.KeyRef) error { time.Sleep(20 * time.Millisecond); return enc.ErrAccessDenied }
+	e := enc.New(keys, enc.WithCache(enc.CacheLimits{}))
+	s := enc.Spec{KeyID: "alias/k"}
+	const callers = 16
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.Encrypt(context.Background(), s, []byte("v")); !errors.Is(err, enc.ErrAccessDenied) {
+				t.Errorf("err = %v, want ErrAccessDenied", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := keys.Generates.Load(); n >= callers/2 {
+		t.Fatalf("%d callers made %d GenerateDataKey calls against a refusing KMS; waiters should share the failure", callers, n)
+	}
+}
+
+// Expired data keys are wiped when they expire, not when the cache is next used.
+func TestExpiredKeysAreWipedWithoutFurtherUse(t *testing.T) {
+	keys := enctest.New()
+	e := enc.New(keys, enc.WithEncryptCache(enc.CacheLimits{MaxAge: 30 * time.Millisecond}))
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: "alias/k"}, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(enc.CachedKeyBuffers(e)); n != 1 {
+		t.Fatalf("%d keys cached after one seal, want 1", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(enc.CachedKeyBuffers(e)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an expired key is still held two seconds after MaxAge")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -282,16 +282,16 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypted []byte, err error) {
 	uses := int64(len(g.reqs))
 	if e.sealers != nil {
-		plain, encrypted, done, err := e.sealers.takeOrLead(ctx, g.id, uses)
-		if err != nil {
+		var done func(error)
+		if plain, encrypted, done, err = e.sealers.takeOrLead(ctx, g.id, uses); err != nil {
 			return nil, nil, err
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
 			return plain, encrypted, nil
 		}
-		defer done()
 		e.stats.misses.Add(1)
+		defer func() { done(err) }() // err is the named result: what KMS said
 	}
 	plain, encrypted, err = e.generate(ctx, g.ref)
 	if err != nil {
@@ -386,7 +386,7 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 // openingKey returns the plaintext of the group's encrypted data key: from
 // the session's memo or the decrypt cache when they hold it, else from KMS.
 // memo is nil outside a session.
-func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte, memo *keyCache) ([]byte, error) {
+func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte, memo *keyCache) (plain []byte, err error) {
 	if memo == nil {
 		return e.cachedOpeningKey(ctx, g, encrypted)
 	}
@@ -400,7 +400,7 @@ func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byt
 		e.stats.hits.Add(1)
 		return plain, nil
 	}
-	defer done()
+	defer func() { done(err) }() // err is the named result: what KMS said
 	if plain, err = e.cachedOpeningKey(ctx, g, encrypted); err != nil {
 		return nil, err
 	}
@@ -412,20 +412,20 @@ func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byt
 
 // cachedOpeningKey returns the plaintext of the group's encrypted data key:
 // from the decrypt cache when it holds it, else from KMS.
-func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, error) {
+func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted []byte) (plain []byte, err error) {
 	if e.openers != nil {
-		plain, _, done, err := e.openers.takeOrLead(ctx, g.id, 0)
-		if err != nil {
+		var done func(error)
+		if plain, _, done, err = e.openers.takeOrLead(ctx, g.id, 0); err != nil {
 			return nil, err
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
 			return plain, nil
 		}
-		defer done()
 		e.stats.misses.Add(1)
+		defer func() { done(err) }() // err is the named result: what KMS said
 	}
-	plain, err := e.decryptKey(ctx, g.ref, encrypted)
+	plain, err = e.decryptKey(ctx, g.ref, encrypted)
 	if err != nil {
 		return nil, err
 	}
@@ -443,9 +443,9 @@ func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, e
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(encrypted) == 0 || len(encrypted) > 0xFFFF {
+	if len(plain) != dataKeySize || len(encrypted) == 0 || len(encrypted) > 0xFFFF {
 		clear(plain)
-		return nil, nil, fmt.Errorf("key provider returned a %d-byte encrypted data key", len(encrypted))
+		return nil, nil, fmt.Errorf("key provider returned a %d-byte data key and a %d-byte encrypted data key, want %d bytes and 1 to 65535", len(plain), len(encrypted), dataKeySize)
 	}
 	return plain, encrypted, nil
 }

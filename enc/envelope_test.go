@@ -109,7 +109,7 @@ func TestMalformedInputs(t *testing.T) {
 		"no prefix":          base64.StdEncoding.EncodeToString(raw),
 		"empty":              "ENC:",
 		"bad base64":         "ENC:!!!not base64!!!",
-		"bad padding bits":   "ENC:AR=",
+		"bad padding bits":   "ENC:AR==",
 		"truncated header":   enc64(raw[:2]),
 		"truncated body":     enc64(raw[:len(raw)-20]),
 		"truncated in key":   enc64(raw[:10]),

@@ -66,23 +66,23 @@ type Spec struct {
 // Validate reports a spec that can never work.
 func (s Spec) Validate() error {
 	if strings.TrimSpace(s.KeyID) == "" {
-		return fmt.Errorf("dynoseal: spec has no KeyID")
+		return fmt.Errorf("spec has no KeyID")
 	}
 	if s.Mode < ReadWrite || s.Mode > ReadOnly {
-		return fmt.Errorf("dynoseal: spec for key %s has unknown mode %d", s.KeyID, int(s.Mode))
+		return fmt.Errorf("spec for key %s has unknown mode %d", s.KeyID, int(s.Mode))
 	}
 	if s.Version > Version2 {
-		return fmt.Errorf("dynoseal: spec for key %s has unknown envelope version %d", s.KeyID, s.Version)
+		return fmt.Errorf("spec for key %s has unknown envelope version %d", s.KeyID, s.Version)
 	}
 	for k, attr := range s.ContextFrom {
 		switch {
 		case k == "":
-			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom has an empty context key", s.KeyID)
+			return fmt.Errorf("spec for key %s: ContextFrom has an empty context key", s.KeyID)
 		case attr == "":
-			return fmt.Errorf("dynoseal: spec for key %s: ContextFrom[%q] names no attribute", s.KeyID, k)
+			return fmt.Errorf("spec for key %s: ContextFrom[%q] names no attribute", s.KeyID, k)
 		}
 		if _, dup := s.Context[k]; dup {
-			return fmt.Errorf("dynoseal: spec for key %s: context key %q is both static (Context) and from the item (ContextFrom)", s.KeyID, k)
+			return fmt.Errorf("spec for key %s: context key %q is both static (Context) and from the item (ContextFrom)", s.KeyID, k)
 		}
 	}
 	return nil

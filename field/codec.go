@@ -2,6 +2,7 @@ package field
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,8 +104,10 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 	if t.Implements(sealedMarkerType) || reflect.PointerTo(t).Implements(sealedMarkerType) {
 		return fmt.Errorf("it holds %s: an Encrypted cannot hold another Encrypted (its JSON form is redacted); use the plain type inside", t)
 	}
-	if t.Implements(jsonMarshalerType) {
-		return nil // the type decides its own encoding
+	for _, m := range []reflect.Type{jsonMarshalerType, textMarshalerType} {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return nil // the type decides its own encoding
+		}
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
@@ -115,6 +118,9 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 		}
 		return checkJSONType(t.Elem(), seen)
 	case reflect.Struct:
+		if t.NumField() > 0 && !hasJSONField(t) {
+			return fmt.Errorf("%s has no field JSON can see (all unexported or `json:\"-\"`), so its value would be lost; export a field, or give %s a MarshalJSON and UnmarshalJSON", t, t)
+		}
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() && !f.Anonymous {
@@ -128,7 +134,32 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 	return nil
 }
 
+// hasJSONField reports whether encoding/json writes any field of struct t.
+func hasJSONField(t reflect.Type) bool {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Tag.Get("json") == "-" {
+			continue
+		}
+		if f.IsExported() {
+			return true
+		}
+		if f.Anonymous {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && hasJSONField(ft) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 var timeType = reflect.TypeFor[time.Time]()
+
+var textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 
 // holdsTime caches mayHoldTime per type.
 var holdsTime sync.Map // reflect.Type -> bool

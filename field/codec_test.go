@@ -362,3 +362,35 @@ func TestOpenedBytesThatDoNotDecodeAreMalformedWithoutQuotingThem(t *testing.T) 
 		}
 	}
 }
+
+// A struct JSON sees nothing of would be sealed as {} and lose its value.
+func TestStructWithoutJSONFieldsIsRefused(t *testing.T) {
+	type hidden struct{ v string }
+	type dashed struct {
+		V string `json:"-"`
+	}
+	type inner struct{ V string }
+	type embeds struct{ inner }
+	for name, typ := range map[string]reflect.Type{
+		"unexported only": reflect.TypeFor[Encrypted[hidden]](),
+		"json dash only":  reflect.TypeFor[Encrypted[dashed]](),
+		"inside a slice":  reflect.TypeFor[Encrypted[[]hidden]](),
+	} {
+		if err := CheckType(typ); err == nil || !strings.Contains(err.Error(), "no field JSON can see") {
+			t.Errorf("%s: CheckType = %v, want a refusal", name, err)
+		}
+	}
+	for name, typ := range map[string]reflect.Type{
+		"embedded exported": reflect.TypeFor[Encrypted[embeds]](),
+		"empty struct":      reflect.TypeFor[Encrypted[struct{}]](),
+		"time":              reflect.TypeFor[Encrypted[time.Time]](),
+	} {
+		if err := CheckType(typ); err != nil {
+			t.Errorf("%s: CheckType = %v, want nil", name, err)
+		}
+	}
+	e := NewEncrypted(hidden{v: "secret"})
+	if _, ok, err := e.PendingPlaintext(); ok || err == nil {
+		t.Fatalf("sealing a struct JSON cannot see: ok=%v err=%v", ok, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,11 +64,8 @@ func WithClient(region string, c API) Option {
 type Provider struct {
 	opts Options
 
-	loadOnce sync.Once
-	cfg      aws.Config
-	cfgErr   error
-
 	mu      sync.Mutex
+	cfg     *aws.Config // nil until loaded; a failed load is tried again on the next call
 	clients map[string]API
 }
 
@@ -89,7 +87,7 @@ func New(opts ...Option) *Provider {
 // NewFromConfig returns a provider whose clients are made from cfg.
 func NewFromConfig(cfg aws.Config, opts ...Option) *Provider {
 	p := New(opts...)
-	p.loadOnce.Do(func() { p.cfg = cfg })
+	p.cfg = &cfg
 	return p
 }
 
@@ -99,17 +97,21 @@ func (p *Provider) client(ctx context.Context, region string) (API, error) {
 	if c, ok := p.clients[region]; ok {
 		return c, nil
 	}
-	p.loadOnce.Do(func() {
-		p.cfg, p.cfgErr = config.LoadDefaultConfig(ctx, p.opts.LoadOptions...)
-	})
-	if p.cfgErr != nil {
-		return nil, fmt.Errorf("load AWS config: %w", p.cfgErr)
+	if p.cfg == nil {
+		// The first caller's cancellation must not spoil the configuration
+		// that every later call shares.
+		cfg, err := config.LoadDefaultConfig(context.WithoutCancel(ctx), p.opts.LoadOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS config: %w", err)
+		}
+		p.cfg = &cfg
 	}
-	fns := p.opts.ClientOptions
+	fns := slices.Clone(p.opts.ClientOptions)
 	if region != "" {
-		fns = append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, fns...)
+		// Last, so that no client option sends a spec to another region.
+		fns = append(fns, func(o *kms.Options) { o.Region = region })
 	}
-	c := kms.NewFromConfig(p.cfg, fns...)
+	c := kms.NewFromConfig(*p.cfg, fns...)
 	p.clients[region] = c
 	return c, nil
 }
@@ -166,7 +168,7 @@ func classify(err error) error {
 		sentinel = enc.ErrKeyDisabled
 	case "InvalidCiphertextException", "IncorrectKeyException":
 		sentinel = enc.ErrInvalidCiphertext
-	case "ThrottlingException", "Throttling", "LimitExceededException", "TooManyRequestsException":
+	case "ThrottlingException", "Throttling", "TooManyRequestsException":
 		sentinel = enc.ErrThrottled
 	default:
 		return err

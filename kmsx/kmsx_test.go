@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
@@ -288,16 +289,22 @@ func TestOneLazyClientPerRegion(t *testing.T) {
 	ctx := context.Background()
 	fake := newFakeKMS(t)
 	var mu sync.Mutex
-	var created []string
+	var created []*kms.Options
+	// The provider sets a spec's region after the caller's options, so the
+	// region is read once the client is made, not when this option runs.
 	record := func(o *kms.Options) {
 		mu.Lock()
 		defer mu.Unlock()
-		created = append(created, o.Region)
+		created = append(created, o)
 	}
 	clients := func() []string {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(created)
+		var regions []string
+		for _, o := range created {
+			regions = append(regions, o.Region)
+		}
+		return regions
 	}
 	e := enc.New(kmsx.NewFromConfig(fake.config(), kmsx.WithClientOptions(record)))
 	if got := clients(); len(got) != 0 {
@@ -355,5 +362,48 @@ func TestGivenClientIsUsedForItsRegion(t *testing.T) {
 	}
 	if len(made) != 0 || fake.calls("GenerateDataKey") != 1 {
 		t.Fatalf("provider made clients %v instead of using the given one", made)
+	}
+}
+
+// A spec's region wins over a region set by the caller's client options.
+func TestSpecRegionWinsOverClientOptions(t *testing.T) {
+	fake := newFakeKMS(t)
+	var made []*kms.Options
+	p := kmsx.NewFromConfig(fake.config(), kmsx.WithClientOptions(func(o *kms.Options) {
+		o.Region = "sa-east-1"
+		made = append(made, o)
+	}))
+	if _, err := enc.New(p).Encrypt(context.Background(), enc.Spec{KeyID: keyAlias, Region: "eu-west-1"}, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if len(made) != 1 || made[0].Region != "eu-west-1" {
+		t.Fatalf("client made for region %q, want the spec's eu-west-1", made[0].Region)
+	}
+}
+
+// A failed load of the default configuration is not remembered: the next
+// call loads again.
+func TestFailedConfigLoadIsTriedAgain(t *testing.T) {
+	fake := newFakeKMS(t)
+	loads := 0
+	p := kmsx.New(kmsx.WithLoadOptions(func(o *config.LoadOptions) error {
+		loads++
+		if loads == 1 {
+			return errors.New("no credentials yet")
+		}
+		o.Region = "us-east-1"
+		o.Credentials = aws.AnonymousCredentials{}
+		o.BaseEndpoint = fake.srv.URL
+		return nil
+	}))
+	e := enc.New(p)
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias}, []byte("a")); err == nil || !strings.Contains(err.Error(), "no credentials yet") {
+		t.Fatalf("first call: %v, want the load error", err)
+	}
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias}, []byte("a")); err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	if loads != 2 {
+		t.Fatalf("configuration loaded %d times, want 2", loads)
 	}
 }

@@ -141,6 +141,8 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	for i, item := range items {
 		keys[i] = r.keyOf(item)
 	}
+	// Duplicate keys are refused here, before any KMS call; the stored keys
+	// marshal the same way, so they need no second check.
 	if _, err := r.keyMaps("BatchPut", keys); err != nil {
 		return err
 	}
@@ -151,15 +153,10 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	reqs := make([]types.WriteRequest, len(avs))
 	ids := make([]string, len(avs))
 	sizes := make([]int, len(avs))
-	seen := make(map[string]int, len(avs))
 	for i, av := range avs {
 		if ids[i], err = r.keyID(av); err != nil {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, keys[i].String(), err)
 		}
-		if j, dup := seen[ids[i]]; dup {
-			return fmt.Errorf("repo %s: BatchPut: items %d and %d have the same stored key %s: %w", r.table, j, i, keys[i].String(), ErrDuplicateKey)
-		}
-		seen[ids[i]] = i
 		if sizes[i] = itemSize(av); sizes[i] > maxItemBytes {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s is %d bytes: %w", r.table, i, keys[i].String(), sizes[i], ErrItemTooLarge)
 		}

@@ -198,6 +198,12 @@ type itemFacts struct {
 	// zero value, which would fail later as a mismatch.
 	raw map[string]types.AttributeValue
 
+	// given, on the update side only, names the attributes that hold
+	// values: the key and what the update Sets. Any other attribute of the
+	// synthetic item is a Go zero value, not the item's, and must not be
+	// read as its encryption context.
+	given map[string]bool
+
 	key     []enc.KeyAttribute
 	keyErr  error
 	keyDone bool
@@ -282,6 +288,9 @@ func (f *itemFacts) itemContext(spec enc.Spec) (map[string]string, error) {
 	for ck, attr := range spec.ContextFrom {
 		v, ok := f.context[attr]
 		if !ok {
+			if f.given != nil && !f.given[attr] {
+				return nil, fmt.Errorf("%w: context key %q: attribute %s is not Set by this update; Set it in the same update, so that the value is sealed for the item's own context", enc.ErrItemContext, ck, attr)
+			}
 			var r *attrReader
 			if f.plan != nil {
 				r = f.plan.context[attr]
@@ -384,6 +393,7 @@ type sealer struct {
 	encryptor  *enc.Encryptor
 	plans      map[reflect.Type]*cellPlan
 	item       *itemPlan
+	given      map[string]bool // see itemFacts.given
 	reqs       []enc.SealRequest
 	cells      []field.Cell
 	origins    []string
@@ -392,7 +402,7 @@ type sealer struct {
 
 // add collects the pending values of one item, held in an addressable v.
 func (s *sealer) add(v reflect.Value) error {
-	facts := itemFacts{plan: s.item, item: v}
+	facts := itemFacts{plan: s.item, item: v, given: s.given}
 	w := cellWalker{plans: s.plans, copyOnWrite: true, writeBacks: &s.writeBacks, visit: func(c foundCell) error {
 		fail := func(err error) error {
 			return &enc.Error{Op: enc.OpEncrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: err}

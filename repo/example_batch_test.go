@@ -19,22 +19,17 @@ type Cardholder struct {
 	Card field.Encrypted[string] `dynamodbav:"card" enc:"pii"`
 }
 
-func cardholders() *repo.Repo[Cardholder] {
+func ExampleRepo_BatchPut() {
+	ctx := context.Background()
 	reg := enc.NewRegistry()
 	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
-	r, err := repo.New[Cardholder]("cardholders", repo.WithRegistry(reg),
+	holders, err := repo.New[Cardholder]("cardholders", repo.WithRegistry(reg),
 		repo.WithBatchConcurrency(8),                              // requests in flight per call
 		repo.WithBatchBackoff(20*time.Millisecond, 2*time.Second), // before unprocessed items are retried
 	)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return r
-}
-
-func ExampleRepo_BatchPut() {
-	ctx := context.Background()
-	holders := cardholders()
 
 	items := make([]Cardholder, 500)
 	for i := range items {
@@ -51,7 +46,12 @@ func ExampleRepo_BatchPut() {
 
 func ExampleRepo_BatchGet() {
 	ctx := context.Background()
-	holders := cardholders()
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	holders, err := repo.New[Cardholder]("cardholders", repo.WithRegistry(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	keys := []repo.Key{{Hash: "acme", Range: 7}, {Hash: "acme", Range: 3}, {Hash: "acme", Range: 9999}}
 	found, err := holders.BatchGet(ctx, keys, repo.ConsistentRead())
@@ -70,7 +70,12 @@ func ExampleRepo_BatchGet() {
 
 func ExampleRepo_BatchDelete() {
 	ctx := context.Background()
-	holders := cardholders()
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	holders, err := repo.New[Cardholder]("cardholders", repo.WithRegistry(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	var keys []repo.Key
 	for i := range 500 {
@@ -84,10 +89,15 @@ func ExampleRepo_BatchDelete() {
 func ExampleBatchError() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	holders := cardholders()
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	holders, err := repo.New[Cardholder]("cardholders", repo.WithRegistry(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	var items []Cardholder // ...
-	err := holders.BatchPut(ctx, items)
+	err = holders.BatchPut(ctx, items)
 	var batchErr *repo.BatchError
 	switch {
 	case errors.As(err, &batchErr):

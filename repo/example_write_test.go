@@ -8,12 +8,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 
+	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
 )
 
-// Customer is the item type of the write examples. Its spec is registered at
-// start-up with enc.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"}).
+// Customer is the item type of the write examples. Each example registers
+// its "pii" spec in a registry of its own, so it can be copied as it is; an
+// application usually registers it once at start-up with enc.MustRegister.
 type Customer struct {
 	PK     string                  `dynamodbav:"pk" repo:"hash"`
 	Email  string                  `dynamodbav:"email"`
@@ -26,7 +28,9 @@ type Customer struct {
 // Create an item only if no item has its key, and see who was there first.
 func ExampleRepo_Put_ifNotExists() {
 	ctx := context.Background()
-	customers, err := repo.New[Customer]("customers")
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,7 +50,9 @@ func ExampleRepo_Put_ifNotExists() {
 // Replace an item only while it is still on the plan the caller saw.
 func ExampleRepo_Put_condition() {
 	ctx := context.Background()
-	customers, err := repo.New[Customer]("customers")
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -60,7 +66,9 @@ func ExampleRepo_Put_condition() {
 // Change some attributes in place; the new SSN is sealed before the request.
 func ExampleRepo_Update() {
 	ctx := context.Background()
-	customers, err := repo.New[Customer]("customers")
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,7 +93,9 @@ func ExampleRepo_Update() {
 // Read one item strongly consistently, and only the attributes needed.
 func ExampleRepo_Get_options() {
 	ctx := context.Background()
-	customers, err := repo.New[Customer]("customers")
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -100,7 +110,9 @@ func ExampleRepo_Get_options() {
 // Remove an item and keep what it held.
 func ExampleRepo_DeleteReturning() {
 	ctx := context.Background()
-	customers, err := repo.New[Customer]("customers")
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/my-app-key"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
 	if err != nil {
 		log.Fatal(err)
 	}

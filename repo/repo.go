@@ -306,8 +306,8 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		return err
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
-	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("put", cond); err != nil {
-		return err
+	if cond != nil {
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = cond.expr, cond.names, cond.values
 	}
 	if _, err := db.PutItem(ctx, in); err != nil {
 		return r.writeError(ctx, "put", r.keyOf(item), o, err)
@@ -419,28 +419,6 @@ func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {
 		}
 	}
 	return "", fmt.Errorf("type %s cannot be a key (want a string, number or []byte)", t)
-}
-
-// holdsEncrypted reports whether the top-level attribute attr holds
-// encrypted values, directly or inside nested documents.
-func (r *Repo[T]) holdsEncrypted(attr string) bool {
-	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
-		if f.name == attr {
-			return true
-		}
-	}
-	return false
-}
-
-// holdsEncryptedDirectly reports whether attr is itself encrypted (or a list
-// or map of encrypted values), rather than a document with encrypted members.
-func (r *Repo[T]) holdsEncryptedDirectly(attr string) bool {
-	for _, f := range r.plans[reflect.TypeFor[T]()].fields {
-		if f.name == attr {
-			return f.hasSpec
-		}
-	}
-	return false
 }
 
 // marshalMap is attributevalue.MarshalMap, except that `omitempty` also

@@ -15,11 +15,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/enc"
 )
 
 // ErrInvalidUpdate is matched by every error that an Update is rejected
 // with before a request is sent (unknown attribute, key attribute, value
-// that does not fit the field, action an encrypted attribute cannot take).
+// that does not fit the field, action an encrypted attribute cannot take,
+// encryption context the update does not carry).
 var ErrInvalidUpdate = errors.New("dynoseal: invalid update")
 
 // Update lists the changes one UpdateItem call makes to an item. Start with
@@ -39,6 +42,12 @@ var ErrInvalidUpdate = errors.New("dynoseal: invalid update")
 // Encrypted attributes can be Set (to a field.Encrypted or to a plain value of
 // its type, which is sealed before the request) and removed; every other
 // action on them is rejected, as is Set on a path inside one.
+//
+// When a spec takes encryption context from the item (enc.Spec.ContextFrom),
+// an update that seals a value under it must Set the context attributes too,
+// since the item is not read; and an action on a context attribute must Set
+// or remove every encrypted attribute sealed under it, since stored values
+// stay bound to the old context.
 type Update struct {
 	actions []updateAction
 }
@@ -141,7 +150,7 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	}
 	b := expression.NewBuilder().WithUpdate(ub)
 	if cond != nil {
-		b = b.WithCondition(*cond)
+		b = b.WithCondition(cond.builder)
 	}
 	e, err := b.Build()
 	if err != nil {
@@ -244,7 +253,11 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		if err := r.marshalKeyInto(k, sealed); err != nil {
 			return ub, err
 		}
-		if err := r.sealUpdateValues(ctx, sealed); err != nil {
+		if err := r.sealUpdateValues(ctx, sealed, r.givenAttributes(steps)); err != nil {
+			if errors.Is(err, enc.ErrItemContext) {
+				// Found before any KMS call: the update lacks what sealing needs.
+				return ub, r.invalidUpdate("%w", err)
+			}
 			return ub, err
 		}
 		sealedMap, err := marshalMap(sealed)
@@ -306,13 +319,93 @@ func (r *Repo[T]) takeValue(st *updateStep, m map[string]types.AttributeValue) {
 
 // sealUpdateValues seals the pending encrypted values of item, which holds
 // the update's top-level values and the item's key, sharing one data key per
-// KMS key and context. It is the one place where Update seals.
-func (r *Repo[T]) sealUpdateValues(ctx context.Context, item *T) error {
-	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item}
+// KMS key and context. It is the one place where Update seals. given names
+// the attributes of item that hold real values; encryption context is read
+// from those only.
+func (r *Repo[T]) sealUpdateValues(ctx context.Context, item *T, given map[string]bool) error {
+	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item, given: given}
 	if err := s.add(reflect.ValueOf(item).Elem()); err != nil {
 		return err
 	}
 	return s.seal(ctx)
+}
+
+// givenAttributes names the attributes whose values the synthetic item of
+// an update holds: the key, and the top-level attributes the update Sets.
+func (r *Repo[T]) givenAttributes(steps []updateStep) map[string]bool {
+	given := map[string]bool{r.hash.name: true}
+	if r.rng != nil {
+		given[r.rng.name] = true
+	}
+	for _, st := range steps {
+		if st.kind == updateSet && !st.nested {
+			given[st.top.name] = true
+		}
+	}
+	return given
+}
+
+// contextReaders maps each attribute that specs take encryption context
+// from to the top-level attributes holding values sealed with it, directly
+// or in nested documents.
+func (r *Repo[T]) contextReaders() map[string][]string {
+	t := reflect.TypeFor[T]()
+	readers := map[string][]string{}
+	for _, cf := range r.plans[t].fields {
+		from := map[string]bool{}
+		r.contextSources(t, cf, from, map[reflect.Type]bool{})
+		for attr := range from {
+			readers[attr] = append(readers[attr], cf.name)
+		}
+	}
+	for attr := range readers {
+		slices.Sort(readers[attr])
+	}
+	return readers
+}
+
+// contextSources adds to from the attributes that the spec of cf, a field
+// of struct type owner, and the specs of the fields nested in it take
+// encryption context from.
+func (r *Repo[T]) contextSources(owner reflect.Type, cf cellField, from map[string]bool, seen map[reflect.Type]bool) {
+	if cf.hasSpec {
+		for _, attr := range cf.spec.ContextFrom {
+			from[attr] = true
+		}
+	}
+	inner := structUnder(fieldsByName(owner)[cf.name].typ)
+	if inner == nil || isCell(inner) || seen[inner] || r.plans[inner] == nil {
+		return
+	}
+	seen[inner] = true
+	for _, f := range r.plans[inner].fields {
+		r.contextSources(inner, f, from, seen)
+	}
+}
+
+// checkContextChanges rejects an action on an attribute that specs take
+// encryption context from, unless every attribute sealed with that context
+// is Set or removed as a whole in the same update. The stored values stay
+// bound to the old context; changing it alone would leave them unreadable.
+func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
+	var readers map[string][]string
+	for _, st := range steps {
+		if r.item.context[st.top.name] == nil {
+			continue
+		}
+		if readers == nil {
+			readers = r.contextReaders()
+		}
+		for _, reader := range readers[st.top.name] {
+			replaced := slices.ContainsFunc(steps, func(o updateStep) bool {
+				return !o.nested && o.top.name == reader && (o.kind == updateSet || o.kind == updateRemove)
+			})
+			if !replaced {
+				return r.invalidUpdate("%s %q: encrypted attribute %q is sealed with encryption context from %q; Set or Remove %q in the same update, or its stored values no longer open", st.kind, st.path, reader, st.top.name, reader)
+			}
+		}
+	}
+	return nil
 }
 
 // checkUpdate checks every action's path against T and the actions an
@@ -353,6 +446,9 @@ func (r *Repo[T]) checkUpdate(u Update) ([]updateStep, error) {
 			}
 		}
 		steps = append(steps, updateStep{updateAction: a, top: f, nested: nested})
+	}
+	if err := r.checkContextChanges(steps); err != nil {
+		return nil, err
 	}
 	return steps, nil
 }
@@ -447,46 +543,6 @@ func pathsOverlap(a, b string) bool {
 		a, b = b, a
 	}
 	return a == b || (strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '['))
-}
-
-// typeAtPath returns the Go type of T that a document path reaches, or nil
-// when the path leaves the static types (an interface, an unknown name).
-// A path into an encrypted value stops at it.
-func typeAtPath(t reflect.Type, path string) reflect.Type {
-	for part := range strings.SplitSeq(path, ".") {
-		name, _, _ := strings.Cut(part, "[")
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if isCell(t) {
-			return t
-		}
-		switch t.Kind() {
-		case reflect.Struct:
-			f, ok := fieldsByName(t)[name]
-			if !ok {
-				return nil
-			}
-			t = f.typ
-		case reflect.Map:
-			t = t.Elem()
-		default:
-			return nil
-		}
-		for range strings.Count(part, "[") {
-			for t.Kind() == reflect.Pointer {
-				t = t.Elem()
-			}
-			if isCell(t) {
-				return t
-			}
-			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
-				return nil
-			}
-			t = t.Elem()
-		}
-	}
-	return t
 }
 
 var fieldsCache sync.Map // reflect.Type -> map[string]attrField

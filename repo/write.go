@@ -133,10 +133,19 @@ func writeOptions(op string, allowed writeKnobs, opts []WriteOption) (WriteOptio
 	return o, nil
 }
 
+// writeCondition is a write's conditions combined into one, checked, with
+// the request fields it builds to.
+type writeCondition struct {
+	builder expression.ConditionBuilder // for Update, which builds it with its update
+	expr    *string
+	names   map[string]string
+	values  map[string]types.AttributeValue
+}
+
 // condition combines the write's conditions into one, or returns nil when
 // there are none. It rejects, before any request, a condition that compares
 // an encrypted attribute.
-func (r *Repo[T]) condition(op string, o WriteOptions) (*expression.ConditionBuilder, error) {
+func (r *Repo[T]) condition(op string, o WriteOptions) (*writeCondition, error) {
 	conds := slices.Clone(o.Conditions)
 	hash := expression.Name(r.hash.name)
 	if o.MustExist {
@@ -161,19 +170,7 @@ func (r *Repo[T]) condition(op string, o WriteOptions) (*expression.ConditionBui
 	if err := r.checkExpression(op+" condition", e.Condition(), e.Names()); err != nil {
 		return nil, err
 	}
-	return &c, nil
-}
-
-// conditionParts builds the request fields of a condition alone.
-func (r *Repo[T]) conditionParts(op string, c *expression.ConditionBuilder) (expr *string, names map[string]string, values map[string]types.AttributeValue, err error) {
-	if c == nil {
-		return nil, nil, nil, nil
-	}
-	e, err := expression.NewBuilder().WithCondition(*c).Build()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("repo %s: %s: condition: %w", r.table, op, err)
-	}
-	return e.Condition(), e.Names(), e.Values(), nil
+	return &writeCondition{builder: c, expr: e.Condition(), names: e.Names(), values: e.Values()}, nil
 }
 
 func onFailure(o WriteOptions) types.ReturnValuesOnConditionCheckFailure {
@@ -222,7 +219,7 @@ func (r *Repo[T]) keyOf(item T) Key {
 // the error is ErrNotFound. It takes the options of Delete.
 func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOption) (T, error) {
 	var zero T
-	o, err := writeOptions("DeleteReturning", knobReturnOld, opts)
+	o, err := writeOptions("DeleteReturning", 0, opts)
 	if err != nil {
 		return zero, err
 	}
@@ -251,8 +248,8 @@ func (r *Repo[T]) deleteItem(ctx context.Context, k Key, o WriteOptions, ret typ
 		return nil, err
 	}
 	in := &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km, ReturnValues: ret, ReturnValuesOnConditionCheckFailure: onFailure(o)}
-	if in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, err = r.conditionParts("delete", cond); err != nil {
-		return nil, err
+	if cond != nil {
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = cond.expr, cond.names, cond.values
 	}
 	out, err := db.DeleteItem(ctx, in)
 	if err != nil {

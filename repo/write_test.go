@@ -167,6 +167,7 @@ func TestWriteOptionsRejectedBeforeAnyRequest(t *testing.T) {
 		"put ReturnNew":             func() error { return r.Put(ctx, item, repo.ReturnNew()) },
 		"delete ReturnOld":          func() error { return r.Delete(ctx, k, repo.ReturnOld()) },
 		"DeleteReturning ReturnNew": func() error { _, err := r.DeleteReturning(ctx, k, repo.ReturnNew()); return err },
+		"DeleteReturning ReturnOld": func() error { _, err := r.DeleteReturning(ctx, k, repo.ReturnOld()); return err },
 		"exists and not exists":     func() error { return r.Put(ctx, item, repo.IfExists(), repo.IfNotExists()) },
 		"update ReturnOld and New": func() error {
 			_, err := r.Update(ctx, k, repo.NewUpdate().Set("name", "x"), repo.ReturnOld(), repo.ReturnNew())
