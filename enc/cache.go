@@ -71,6 +71,9 @@ type keyCache struct {
 	// sweep wipes expired entries when their time comes, so keys do not
 	// outlive MaxAge in an idle process; nil while the cache is empty.
 	sweep *time.Timer
+
+	// closed is set by close: the cache then stays empty for good.
+	closed bool
 }
 
 // flight is one caller's KMS request for a key that others wait on.
@@ -168,6 +171,9 @@ func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
 	if old := c.entries[id]; old != nil {
 		c.removeLocked(old)
 	}
+	if c.closed {
+		return
+	}
 	e := &cacheEntry{
 		id:        id,
 		plain:     append([]byte(nil), plain...),
@@ -229,6 +235,27 @@ func (c *keyCache) purge() {
 		c.sweep.Stop()
 		c.sweep = nil
 	}
+}
+
+// close purges the cache and keeps it empty: a caller still fetching a key
+// when it closes cannot put it back.
+func (c *keyCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, e := range c.entries {
+		c.removeLocked(e)
+	}
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
+	}
+}
+
+func (c *keyCache) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *keyCache) len() int {

@@ -55,6 +55,9 @@ type Encryptor struct {
 	stats   counters
 	sealers *keyCache // nil when off
 	openers *keyCache // nil when off
+	// sessions holds the memos of open sessions (*keyCache -> struct{}),
+	// so that ClearCaches reaches them.
+	sessions sync.Map
 }
 
 // New returns an Encryptor that gets data keys from p.
@@ -76,23 +79,30 @@ func New(p KeyProvider, opts ...Option) *Encryptor {
 	return e
 }
 
-// ClearCaches wipes and drops every cached data key, e.g. before a process
-// hands its memory back or after a key's permissions were revoked.
+// ClearCaches wipes and drops every cached data key, those remembered by open
+// [Session]s included, e.g. before a process hands its memory back or after a
+// key's permissions were revoked.
 func (e *Encryptor) ClearCaches() {
 	for _, c := range []*keyCache{e.sealers, e.openers} {
 		if c != nil {
 			c.purge()
 		}
 	}
+	e.sessions.Range(func(memo, _ any) bool {
+		memo.(*keyCache).purge()
+		return true
+	})
 }
 
 // Stats counts the KMS work an Encryptor has done.
 type Stats struct {
 	GenerateDataKeyCalls int64
 	DecryptCalls         int64
-	// CacheHits counts data keys taken from a cache instead of KMS, one per
-	// group of values a call shares a key among; CacheMisses counts the
-	// lookups that found nothing and went to KMS. Both stay 0 without caches.
+	// CacheHits counts data keys taken from a cache or a [Session]'s memo
+	// instead of KMS, one per group of values a call shares a key among;
+	// CacheMisses counts the cache lookups that found nothing and went to
+	// KMS (a session's memo counts no misses). Both stay 0 without caches
+	// and sessions.
 	CacheHits   int64
 	CacheMisses int64
 	// KMSTime is the wall time spent waiting on KMS, summed over calls.
@@ -296,8 +306,15 @@ func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypt
 // Open decrypts every request and returns the plaintexts in order. Identical
 // encrypted data keys are decrypted once, distinct ones concurrently, cached
 // ones not at all. It makes no KMS call if any request's mode forbids
-// decryption or any value is malformed.
+// decryption or any value is malformed. To share decrypted data keys across
+// several calls, e.g. the pages of one query, open them in a [Session].
 func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, error) {
+	return e.open(ctx, reqs, nil)
+}
+
+// open is Open that takes data keys from memo, and remembers the ones it
+// decrypts there, when memo is not nil.
+func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache) ([][]byte, error) {
 	envs := make([]envelope, len(reqs))
 	aads := make([][]byte, len(reqs))
 	var groups grouper
@@ -338,7 +355,7 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 		fail := func(r OpenRequest, err error) error {
 			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
 		}
-		plainKey, err := e.openingKey(ctx, g, envs[g.reqs[0]].encryptedKey)
+		plainKey, err := e.openingKey(ctx, g, envs[g.reqs[0]].encryptedKey, memo)
 		if err != nil {
 			return fail(first, err)
 		}
@@ -367,8 +384,35 @@ func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, err
 }
 
 // openingKey returns the plaintext of the group's encrypted data key: from
-// the decrypt cache when it holds it, else from KMS.
-func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte) (plain []byte, err error) {
+// the session's memo or the decrypt cache when they hold it, else from KMS.
+// memo is nil outside a session.
+func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byte, memo *keyCache) (plain []byte, err error) {
+	if memo == nil {
+		return e.cachedOpeningKey(ctx, g, encrypted)
+	}
+	// The memo is keyed like the decrypt cache, by key, region, context and
+	// encrypted data key, so a hit is exactly the key KMS would return.
+	plain, _, done, err := memo.takeOrLead(ctx, g.id, 0)
+	if err != nil {
+		return nil, err
+	}
+	if done == nil {
+		e.stats.hits.Add(1)
+		return plain, nil
+	}
+	defer func() { done(err) }() // err is the named result: what KMS said
+	if plain, err = e.cachedOpeningKey(ctx, g, encrypted); err != nil {
+		return nil, err
+	}
+	if len(plain) == dataKeySize {
+		memo.put(g.id, plain, nil, 0)
+	}
+	return plain, nil
+}
+
+// cachedOpeningKey returns the plaintext of the group's encrypted data key:
+// from the decrypt cache when it holds it, else from KMS.
+func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted []byte) (plain []byte, err error) {
 	if e.openers != nil {
 		var done func(error)
 		if plain, _, done, err = e.openers.takeOrLead(ctx, g.id, 0); err != nil {

@@ -142,3 +142,38 @@ func ExampleSpec_contextFrom() {
 	// Output:
 	// true
 }
+
+func ExampleEncryptor_Session() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	s := enc.Spec{KeyID: "alias/my-app-key"}
+
+	// Three values sealed together share one data key.
+	stored, err := e.Seal(ctx, []enc.SealRequest{
+		{Spec: s, Attribute: "ssn", Plaintext: []byte("111-11-1111")},
+		{Spec: s, Attribute: "ssn", Plaintext: []byte("222-22-2222")},
+		{Spec: s, Attribute: "ssn", Plaintext: []byte("333-33-3333")},
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// Open them one "page" at a time: the session decrypts the data key for
+	// the first page and remembers it for the others.
+	session := e.Session()
+	defer session.Close()
+	for _, v := range stored {
+		plain, err := session.Open(ctx, []enc.OpenRequest{{Spec: s, Attribute: "ssn", Stored: v}})
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(plain[0]))
+	}
+	st := e.Stats()
+	fmt.Println("Decrypt calls:", st.DecryptCalls, "memo hits:", st.CacheHits)
+	// Output:
+	// 111-11-1111
+	// 222-22-2222
+	// 333-33-3333
+	// Decrypt calls: 1 memo hits: 2
+}

@@ -42,3 +42,15 @@ func CachedKeyBuffers(e *Encryptor) [][]byte {
 }
 
 var CanonicalNumber = canonicalNumber
+
+// SessionKeyBuffers returns the session memo's own plaintext key buffers
+// (not copies), so a test can check that Close wipes them.
+func SessionKeyBuffers(s *Session) [][]byte {
+	s.memo.mu.Lock()
+	defer s.memo.mu.Unlock()
+	var out [][]byte
+	for _, en := range s.memo.entries {
+		out = append(out, en.plain)
+	}
+	return out
+}

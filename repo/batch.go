@@ -204,7 +204,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids 
 		if err != nil {
 			return nil, err
 		}
-		var left []attributeMap
+		var left []attrMap
 		for _, ws := range out.UnprocessedItems {
 			for _, w := range ws {
 				switch {
@@ -264,23 +264,16 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		sizes[i] = itemSize(km)
 	}
 	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
-	if len(o.Projection) > 0 {
-		attrs := slices.Clone(o.Projection)
-		for _, k := range []*keyField{r.hash, r.rng} {
-			if k != nil && !slices.Contains(attrs, k.name) {
-				attrs = append(attrs, k.name)
-			}
-		}
-		if request.ProjectionExpression, request.ExpressionAttributeNames, err = projection(attrs); err != nil {
-			return nil, err
-		}
+	// The key attributes always come back, to match items to keys.
+	if request.ProjectionExpression, request.ExpressionAttributeNames, err = r.projectionOnly("BatchGet", o.Projection, r.tableKeyNames()); err != nil {
+		return nil, err
 	}
 
 	// found[i] is the item of keys[i]; requests in flight fill distinct slots.
-	found := make([]attributeMap, len(keys))
+	found := make([]attrMap, len(keys))
 	send := func(ctx context.Context, idx []int) ([]int, error) {
 		ka := request
-		ka.Keys = make([]attributeMap, len(idx))
+		ka.Keys = make([]attrMap, len(idx))
 		for j, i := range idx {
 			ka.Keys[j] = keyMaps[i]
 		}
@@ -288,7 +281,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		if err != nil {
 			return nil, err
 		}
-		var got, unprocessed []attributeMap
+		var got, unprocessed []attrMap
 		for _, items := range out.Responses {
 			got = append(got, items...)
 		}
@@ -310,7 +303,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	}
 	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
 
-	var avs []attributeMap
+	var avs []attrMap
 	var read []int
 	for i, av := range found {
 		if av != nil {
@@ -332,11 +325,9 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	return items, nil
 }
 
-type attributeMap = map[string]types.AttributeValue
-
 // keyMaps marshals keys and rejects the call if two of them are equal.
-func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {
-	out := make([]attributeMap, len(keys))
+func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attrMap, error) {
+	out := make([]attrMap, len(keys))
 	seen := make(map[string]int, len(keys))
 	for i, k := range keys {
 		km, err := r.keyMap(k)
@@ -358,7 +349,7 @@ func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attributeMap, error) {
 
 // keyID returns a string that is equal for two attribute maps exactly when
 // DynamoDB sees the same primary key in them.
-func (r *Repo[T]) keyID(m attributeMap) (string, error) {
+func (r *Repo[T]) keyID(m attrMap) (string, error) {
 	var b strings.Builder
 	for _, k := range []*keyField{r.hash, r.rng} {
 		if k == nil {
@@ -385,7 +376,7 @@ func (r *Repo[T]) keyID(m attributeMap) (string, error) {
 // match returns the positions in idx of the keys of ms, which DynamoDB
 // returned for a request of the keys idx. A key that was not requested is
 // an error: the response cannot be trusted to account for the request.
-func (r *Repo[T]) match(idx []int, ids []string, ms []attributeMap) ([]int, error) {
+func (r *Repo[T]) match(idx []int, ids []string, ms []attrMap) ([]int, error) {
 	if len(ms) == 0 {
 		return nil, nil
 	}
@@ -444,7 +435,7 @@ func canonicalNumber(s string) string {
 
 // itemSize is the size DynamoDB charges an item (or key) against its limits:
 // attribute names plus values, as its documentation describes.
-func itemSize(m attributeMap) int {
+func itemSize(m attrMap) int {
 	n := 0
 	for name, v := range m {
 		n += len(name) + valueSize(v)

@@ -483,7 +483,7 @@ func (s *sealer) seal(ctx context.Context) error {
 
 // opener opens the sealed values of items after a read.
 type opener struct {
-	encryptor  *enc.Encryptor
+	by         valueOpener
 	plans      map[reflect.Type]*cellPlan
 	item       *itemPlan
 	reqs       []enc.OpenRequest
@@ -539,7 +539,7 @@ func (o *opener) open(ctx context.Context) error {
 	if len(o.reqs) == 0 {
 		return nil
 	}
-	plain, err := o.encryptor.Open(ctx, o.reqs)
+	plain, err := o.by.Open(ctx, o.reqs)
 	if err != nil {
 		return err
 	}

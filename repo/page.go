@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/dynoseal/dynoseal/enc"
 )
 
 // Page is one page of a query or scan read with QueryPage or ScanPage.
@@ -88,20 +85,12 @@ func (r *Repo[T]) pageFailed(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("repo %s: %s: %w", r.table, op, err)
 }
 
-// openItems unmarshals one page and opens its encrypted fields together, so
-// each distinct data key on the page is decrypted once.
-func (r *Repo[T]) openItems(ctx context.Context, op string, items []attrMap) ([]T, error) {
-	ts, err := r.unmarshalAll(ctx, items)
-	if _, isEnc := enc.AsError(err); isEnc {
-		// Unmarshal errors already name the table; sealing errors do not.
-		return nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
-	}
-	return ts, err
-}
-
 // stream yields the items of rd, requesting pages as the consumer asks for
-// items and never after it stops.
+// items and never after it stops. Its pages are opened in one session, so a
+// data key is decrypted once for the whole iteration, not once per page.
 func (r *Repo[T]) stream(ctx context.Context, rd *reader, yield func(T, error) bool) {
+	session := r.encryptor.Session()
+	defer session.Close()
 	var zero T
 	var start attrMap
 	remaining := rd.limit
@@ -119,7 +108,7 @@ func (r *Repo[T]) stream(ctx context.Context, rd *reader, yield func(T, error) b
 			// Open only what will be returned.
 			items, last = items[:remaining], nil
 		}
-		ts, err := r.openItems(ctx, rd.op, items)
+		ts, err := r.openItems(ctx, session, rd.op, items)
 		if err != nil {
 			yield(zero, err)
 			return
@@ -166,7 +155,7 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 			// Only a filtered read of the table gets here (see pageLimit):
 			// continue after the last item kept, from its primary key.
 			raw = raw[:rd.limit]
-			if start, err = keyOf(raw[len(raw)-1], rd.keyNames); err != nil {
+			if start, err = keyAttributes(raw[len(raw)-1], rd.keyNames); err != nil {
 				return Page[T]{}, fmt.Errorf("repo %s: %s: %w", r.table, rd.op, err)
 			}
 		}
@@ -174,7 +163,7 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 			break
 		}
 	}
-	items, err := r.openItems(ctx, rd.op, raw)
+	items, err := r.openItems(ctx, r.encryptor, rd.op, raw)
 	if err != nil {
 		return Page[T]{}, err
 	}
@@ -187,7 +176,9 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 	return p, nil
 }
 
-func keyOf(item attrMap, names []string) (attrMap, error) {
+// keyAttributes returns the attributes of item that names name: its key, to
+// continue a read after it.
+func keyAttributes(item attrMap, names []string) (attrMap, error) {
 	key := make(attrMap, len(names))
 	for _, n := range names {
 		v, ok := item[n]
@@ -219,22 +210,11 @@ func (r *Repo[T]) readExpressions(b expression.Builder, o ReadOptions, forPage b
 	if o.Filter != nil {
 		b = b.WithFilter(*o.Filter)
 	}
-	attrs := o.Projection
-	if forPage && len(attrs) > 0 && rd.filtered && rd.limit > 0 {
-		for _, k := range rd.keyNames {
-			if !slices.Contains(attrs, k) {
-				attrs = append(attrs[:len(attrs):len(attrs)], k)
-			}
-		}
+	var keys []string
+	if forPage && rd.filtered && rd.limit > 0 {
+		keys = rd.keyNames
 	}
-	if len(attrs) > 0 {
-		p := expression.NamesList(expression.Name(attrs[0]))
-		for _, a := range attrs[1:] {
-			p = p.AddNames(expression.Name(a))
-		}
-		b = b.WithProjection(p)
-	}
-	return b, rd
+	return r.withProjection(b, o.Projection, keys), rd
 }
 
 // checkRead rejects a key condition or filter that compares an encrypted

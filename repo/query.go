@@ -16,7 +16,9 @@ const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit
 
 // Query reads the items whose primary key (or, with Index, index key)
 // matches key, in sort-key order, and opens their encrypted fields one page
-// at a time: each distinct data key on a page is decrypted once.
+// at a time. Each distinct data key is decrypted once per range: the range
+// remembers the data keys it has decrypted for its later pages, and wipes
+// them when the loop ends.
 //
 //	for o, err := range orders.Query(ctx, expression.Key("customer").Equal(expression.Value("C#1")),
 //		repo.Descending(), repo.Limit(10)) {

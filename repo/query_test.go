@@ -89,11 +89,12 @@ func TestQueryPagesLazilyAndStopsWhenTheLoopBreaks(t *testing.T) {
 	}
 }
 
-func TestQueryReturnsEveryItemInOrderWithOneDecryptPerDataKeyPerPage(t *testing.T) {
+func TestQueryReturnsEveryItemInOrderWithOneDecryptPerDataKey(t *testing.T) {
 	ctx := context.Background()
 	r, f := newFakeRepo(t, 100, 10)
 	i := 0
-	// Pages of 15 straddle the groups of 10: pages touch 2, 2, 2, ... groups.
+	// Pages of 15 straddle the groups of 10: pages touch 2, 2, 2, ... groups,
+	// 13 in all, but each group's data key is decrypted once per iteration.
 	for a, err := range r.Query(ctx, keyA, repo.PageSize(15)) {
 		if err != nil {
 			t.Fatal(err)
@@ -104,18 +105,58 @@ func TestQueryReturnsEveryItemInOrderWithOneDecryptPerDataKeyPerPage(t *testing.
 	if i != 100 {
 		t.Fatalf("%d items, want 100", i)
 	}
-	wantDecrypts := 0
-	for p := 0; p < 100; p += 15 {
-		wantDecrypts += (min(p+15, 100)-1)/10 - p/10 + 1
-	}
-	if st := r.Encryptor().Stats(); st.DecryptCalls != int64(wantDecrypts) {
-		t.Fatalf("%d Decrypt calls, want %d (one per data key per page)", st.DecryptCalls, wantDecrypts)
+	if st := r.Encryptor().Stats(); st.DecryptCalls != 10 || st.CacheHits != 3 {
+		t.Fatalf("%d Decrypt calls and %d memo hits, want 10 and 3 (one Decrypt per data key)", st.DecryptCalls, st.CacheHits)
 	}
 	if n := f.calls(); n != 7 {
 		t.Fatalf("%d requests, want 7", n)
 	}
 	if in := f.queries[0]; aws.ToString(in.TableName) != "accounts" || in.KeyConditionExpression == nil || !aws.ToBool(in.ScanIndexForward) || in.IndexName != nil {
 		t.Fatalf("request %+v", in)
+	}
+}
+
+// A data key decrypted for one page is reused by the later pages of the
+// same iteration, not by another iteration.
+func TestIterationsRememberDataKeysAcrossPages(t *testing.T) {
+	ctx := context.Background()
+	for name, read := range map[string]func(r *repo.Repo[Account]) func(func(Account, error) bool){
+		"query": func(r *repo.Repo[Account]) func(func(Account, error) bool) {
+			return r.Query(ctx, keyA, repo.PageSize(10))
+		},
+		"scan": func(r *repo.Repo[Account]) func(func(Account, error) bool) { return r.Scan(ctx, repo.PageSize(10)) },
+		"parallel scan": func(r *repo.Repo[Account]) func(func(Account, error) bool) {
+			return r.Scan(ctx, repo.Segments(4), repo.PageSize(5))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, f := newFakeRepo(t, 100, 100) // one data key for all
+			seq := read(r)
+			n := 0
+			for a, err := range seq {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAccount(t, a, a.SK)
+				n++
+			}
+			if n != 100 || f.calls() < 10 {
+				t.Fatalf("%d items in %d requests", n, f.calls())
+			}
+			if st := r.Encryptor().Stats(); st.DecryptCalls != 1 {
+				t.Fatalf("%d Decrypt calls over %d pages under one data key, want 1", st.DecryptCalls, f.calls())
+			}
+			// Each range is its own iteration, with its own memo.
+			for _, err := range seq {
+				if err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			if st := r.Encryptor().Stats(); st.DecryptCalls != 2 {
+				t.Fatalf("%d Decrypt calls after a second range, want 2", st.DecryptCalls)
+			}
+		})
 	}
 }
 

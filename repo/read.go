@@ -2,8 +2,14 @@ package repo
 
 import (
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+
+	"github.com/dynoseal/dynoseal/enc"
 )
 
 // ReadOptions hold the knobs of the read operations. Each operation uses the
@@ -13,7 +19,9 @@ type ReadOptions struct {
 	// ConsistentRead asks for a strongly consistent read (Get, Query, Scan, BatchGet).
 	ConsistentRead bool
 	// Projection lists the attributes to return (Get, Query, Scan, BatchGet).
-	// Encrypted attributes left out stay absent in the result.
+	// Encrypted attributes left out stay absent in the result. Encrypted
+	// attributes included bring along what opening them takes: the key
+	// attributes for version-2 specs and the attributes of ContextFrom.
 	Projection []string
 	// Filter drops items after they are read (Query, Scan). It may not
 	// compare encrypted attributes.
@@ -107,18 +115,105 @@ const (
 	knobSegments
 )
 
-// projection builds the projection expression parts, or nothing.
-func projection(attrs []string) (expr *string, names map[string]string, err error) {
+// withProjection adds to b the projection of a read that asks for attrs, or
+// nothing when attrs is empty. It is the one place projections are built.
+//
+// The projection grows by what opening the encrypted attributes among attrs
+// takes: the item's key attributes for specs whose values are bound to their
+// item (version 2), and the attributes that specs take context from. Left
+// out, those values could not be opened. keys adds more attributes the
+// caller needs (e.g. the table's key, to continue a page from an item).
+func (r *Repo[T]) withProjection(b expression.Builder, attrs []string, keys []string) expression.Builder {
+	if len(attrs) == 0 {
+		return b
+	}
+	var names []string
+	add := func(more ...string) {
+		for _, n := range more {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	add(attrs...)
+	for _, a := range attrs {
+		add(r.openNeeds[topLevelName(a)]...)
+	}
+	add(keys...)
+	p := expression.NamesList(expression.Name(names[0]))
+	for _, n := range names[1:] {
+		p = p.AddNames(expression.Name(n))
+	}
+	return b.WithProjection(p)
+}
+
+// projectionOnly builds the projection of a read that has no other
+// expression (Get, BatchGet), or nothing when attrs is empty.
+func (r *Repo[T]) projectionOnly(op string, attrs []string, keys []string) (expr *string, names map[string]string, err error) {
 	if len(attrs) == 0 {
 		return nil, nil, nil
 	}
-	p := expression.NamesList(expression.Name(attrs[0]))
-	for _, a := range attrs[1:] {
-		p = p.AddNames(expression.Name(a))
-	}
-	e, err := expression.NewBuilder().WithProjection(p).Build()
+	e, err := r.withProjection(expression.NewBuilder(), attrs, keys).Build()
 	if err != nil {
-		return nil, nil, fmt.Errorf("repo: projection: %w", err)
+		return nil, nil, fmt.Errorf("repo %s: %s: projection: %w", r.table, op, err)
 	}
 	return e.Projection(), e.Names(), nil
+}
+
+// topLevelName is the attribute a projected document path starts at:
+// "profile" of "profile.ssn" and of "cards[0]".
+func topLevelName(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return path
+}
+
+// openingNeeds maps each top-level attribute of t that holds encrypted
+// values, directly or in nested documents, to the other attributes opening
+// them takes (see withProjection); attributes that need none are absent.
+func openingNeeds(t reflect.Type, plans map[reflect.Type]*cellPlan, hash, rng *keyField) map[string][]string {
+	var keyNames []string
+	for _, k := range []*keyField{hash, rng} {
+		if k != nil {
+			keyNames = append(keyNames, k.name)
+		}
+	}
+	out := map[string][]string{}
+	for _, f := range plans[t].fields {
+		var needs []string
+		add := func(names ...string) {
+			for _, n := range names {
+				if !slices.Contains(needs, n) {
+					needs = append(needs, n)
+				}
+			}
+		}
+		specsUnder(plans, t, f, map[reflect.Type]bool{}, func(s enc.Spec) {
+			if s.Version == enc.Version2 {
+				add(keyNames...)
+			}
+			add(slices.Sorted(maps.Values(s.ContextFrom))...)
+		})
+		if len(needs) > 0 {
+			out[f.name] = needs
+		}
+	}
+	return out
+}
+
+// specsUnder calls fn with the spec of every encrypted value that field f
+// of struct type t can hold.
+func specsUnder(plans map[reflect.Type]*cellPlan, t reflect.Type, f cellField, seen map[reflect.Type]bool, fn func(enc.Spec)) {
+	if f.hasSpec {
+		fn(f.spec)
+	}
+	inner := structUnder(t.FieldByIndex(f.index).Type)
+	if inner == nil || isCell(inner) || seen[inner] || plans[inner] == nil {
+		return
+	}
+	seen[inner] = true
+	for _, g := range plans[inner].fields {
+		specsUnder(plans, inner, g, seen, fn)
+	}
 }

@@ -90,6 +90,8 @@ type Repo[T any] struct {
 	item      *itemPlan
 	hash, rng *keyField
 	batch     BatchOptions
+	// openNeeds: see openingNeeds.
+	openNeeds map[string][]string
 }
 
 // New checks T once (keys, encrypted fields, their specs) and returns its
@@ -129,7 +131,7 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 		return nil, err
 	}
 	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, item: item, hash: hash, rng: rng,
-		batch: o.Batch.withDefaults()}, nil
+		batch: o.Batch.withDefaults(), openNeeds: openingNeeds(t, p.plans, hash, rng)}, nil
 }
 
 // Table returns the table name.
@@ -231,7 +233,7 @@ func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types
 
 // Unmarshal turns attributes into an item and opens its encrypted fields.
 func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (T, error) {
-	items, err := r.unmarshalAll(ctx, []map[string]types.AttributeValue{m})
+	items, err := r.openItems(ctx, r.encryptor, "unmarshal", []attrMap{m})
 	if err != nil {
 		var zero T
 		return zero, err
@@ -239,9 +241,32 @@ func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeVal
 	return items[0], nil
 }
 
-func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []map[string]types.AttributeValue) ([]T, error) {
+// openItems unmarshals items and opens their encrypted fields together, so
+// each distinct data key among them is decrypted once (by a session: once
+// for the whole session). Errors name the table and op.
+func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, items []attrMap) ([]T, error) {
+	ts, err := r.unmarshalWith(ctx, by, items)
+	if _, isEnc := enc.AsError(err); isEnc {
+		// Unmarshal errors already name the table; sealing errors do not.
+		return nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
+	}
+	return ts, err
+}
+
+// unmarshalAll is unmarshalWith the repository's encryptor.
+func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []attrMap) ([]T, error) {
+	return r.unmarshalWith(ctx, r.encryptor, ms)
+}
+
+// valueOpener opens sealed values: an *enc.Encryptor for one call, an
+// *enc.Session for the calls of one iteration.
+type valueOpener interface {
+	Open(ctx context.Context, reqs []enc.OpenRequest) ([][]byte, error)
+}
+
+func (r *Repo[T]) unmarshalWith(ctx context.Context, by valueOpener, ms []attrMap) ([]T, error) {
 	items := make([]T, len(ms))
-	o := opener{encryptor: r.encryptor, plans: r.plans, item: r.item}
+	o := opener{by: by, plans: r.plans, item: r.item}
 	for i, m := range ms {
 		if err := attributevalue.UnmarshalMap(m, &items[i]); err != nil {
 			return nil, fmt.Errorf("repo %s: unmarshal: %w", r.table, err)
@@ -307,7 +332,7 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 		return zero, err
 	}
 	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
-	if in.ProjectionExpression, in.ExpressionAttributeNames, err = projection(o.Projection); err != nil {
+	if in.ProjectionExpression, in.ExpressionAttributeNames, err = r.projectionOnly("get", o.Projection, nil); err != nil {
 		return zero, err
 	}
 	out, err := db.GetItem(ctx, in)
@@ -317,7 +342,11 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 	if out.Item == nil {
 		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
 	}
-	return r.Unmarshal(ctx, out.Item)
+	items, err := r.openItems(ctx, r.encryptor, "get "+k.String(), []attrMap{out.Item})
+	if err != nil {
+		return zero, err
+	}
+	return items[0], nil
 }
 
 // Delete removes the item with key k. Deleting a missing item is not an

@@ -24,16 +24,17 @@ const maxSegments = 1_000_000
 const parallelScanWorkers = 16
 
 // Scan reads every item of the table (or, with Index, of the index) and opens
-// their encrypted fields one page at a time: each distinct data key on a page
-// is decrypted once.
+// their encrypted fields one page at a time. As with Query, each distinct
+// data key is decrypted once per range, across pages and segments.
 //
 // It takes Filter, Project, Index, ConsistentRead, Limit, PageSize and
 // Segments(n), which reads n segments concurrently (at most 16 at once) and
-// yields every item exactly once, in no particular order. Segment(i, n)
-// reads only segment i. Like Query it requests nothing until the range
-// starts and nothing after the loop breaks; when a parallel scan's loop
-// breaks, it waits for the requests other segments have in flight (without
-// opening their items) before the loop ends.
+// yields every item exactly once, in no particular order; the segments share
+// Limit, so they stop asking once enough items are on their way and open
+// only the items returned. Segment(i, n) reads only segment i. Like Query it
+// requests nothing until the range starts and nothing after the loop breaks;
+// when a parallel scan's loop breaks, it waits for the requests other
+// segments have in flight (without opening their items) before the loop ends.
 func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
@@ -159,7 +160,16 @@ type scanned[T any] struct {
 // scanParallel reads the segments in bounded concurrency; each worker pages
 // through whole segments, opening each page itself so decryption runs in
 // parallel too, and hands the pages to the consumer's goroutine, the only
-// one that calls yield.
+// one that calls yield. The pages are opened in one session, so a data key
+// is decrypted once for the whole scan, whichever worker needs it first.
+//
+// With a limit, the workers share a budget of the items still wanted: a
+// worker asks DynamoDB for no more than the budget (without a filter), takes
+// from it the items of a page before opening the page, cuts the page to
+// what it took, and stops once the budget is spent. So only items that will
+// be returned are decrypted, and no request starts once enough are on their
+// way. Requests sent before the budget ran out still finish; their items are
+// dropped unopened.
 //
 // When the loop ends early, workers start no new request and open no new
 // page, but the requests already sent are left to finish rather than
@@ -169,6 +179,8 @@ type scanned[T any] struct {
 // aborts them.
 func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error) bool) {
 	var zero T
+	session := r.encryptor.Session()
+	defer session.Close() // deferred first: runs after the workers are done
 	pages := make(chan scanned[T])
 	stop := make(chan struct{})
 	stopped := func() bool {
@@ -189,6 +201,7 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 			return false
 		}
 	}
+	budget := newItemBudget(s.o.Limit)
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	total := s.o.Segments
@@ -204,12 +217,12 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 				rd := s.reader(seg, total)
 				var start attrMap
 				for {
-					if stopped() {
+					left, limited := budget.left()
+					if stopped() || (limited && left == 0) {
 						return
 					}
-					// Each segment may be the one that holds every item
-					// still wanted, so each is limited by the whole Limit.
-					items, last, err := rd.fetch(ctx, start, rd.streamLimit(rd.limit))
+					// Any segment may hold every item still wanted.
+					items, last, err := rd.fetch(ctx, start, rd.streamLimit(left))
 					if err != nil {
 						send(scanned[T]{err: r.pageFailed(ctx, s.op, err)})
 						return
@@ -217,10 +230,10 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 					if stopped() {
 						return
 					}
-					if rd.limit > 0 && len(items) > rd.limit {
-						items = items[:rd.limit]
+					if limited {
+						items = items[:budget.take(len(items))]
 					}
-					ts, err := r.openItems(ctx, s.op, items)
+					ts, err := r.openItems(ctx, session, s.op, items)
 					if err != nil {
 						send(scanned[T]{err: err})
 						return
@@ -268,5 +281,34 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 	// Workers stop quietly when the context ends; say why the items stopped.
 	if err := ctx.Err(); err != nil {
 		yield(zero, r.pageFailed(ctx, s.op, err))
+	}
+}
+
+// itemBudget is the number of items a parallel scan still wants, shared by
+// its workers; unlimited when the scan has no limit.
+type itemBudget struct {
+	limited bool
+	n       atomic.Int64
+}
+
+func newItemBudget(limit int) *itemBudget {
+	b := &itemBudget{limited: limit > 0}
+	b.n.Store(int64(limit))
+	return b
+}
+
+// left returns the items still wanted and whether there is a limit at all.
+func (b *itemBudget) left() (int, bool) {
+	return int(b.n.Load()), b.limited
+}
+
+// take reserves up to n items and returns how many it got.
+func (b *itemBudget) take(n int) int {
+	for {
+		left := b.n.Load()
+		got := min(left, int64(n))
+		if b.n.CompareAndSwap(left, left-got) {
+			return int(got)
+		}
 	}
 }

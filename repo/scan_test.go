@@ -106,6 +106,81 @@ func TestParallelScanLimitAndFilter(t *testing.T) {
 	}
 }
 
+// With a limit, the segments share one budget of items: a parallel scan
+// stops asking once enough items are on their way, and opens only the
+// items it returns.
+func TestParallelScanLimitSharesOneBudget(t *testing.T) {
+	for _, segments := range []int{16, 40} {
+		t.Run(fmt.Sprint(segments), func(t *testing.T) {
+			r, f := newFakeRepo(t, 200, 10)
+			var got []int
+			for a, err := range r.Scan(context.Background(), repo.Segments(segments), repo.Limit(2)) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAccount(t, a, a.SK)
+				got = append(got, a.SK)
+			}
+			if len(got) != 2 {
+				t.Fatalf("%d items, want 2", len(got))
+			}
+			// Each worker sends at most one request: the first answer
+			// spends the budget, and no request follows it. Requests
+			// already sent finish, and their items are dropped unopened.
+			perSegment := map[int32]int{}
+			for _, in := range f.scans {
+				perSegment[aws.ToInt32(in.Segment)]++
+				if aws.ToInt32(in.Limit) != 2 {
+					t.Fatalf("request Limit %d, want 2", aws.ToInt32(in.Limit))
+				}
+			}
+			if n := len(f.scans); n > 16 {
+				t.Fatalf("%d requests for 2 items, want at most one per worker (16)", n)
+			}
+			for seg, n := range perSegment {
+				if n > 1 {
+					t.Fatalf("segment %d read %d times", seg, n)
+				}
+			}
+			// Items sk and sk+segments lie in two groups of 10: one page
+			// opened, two data keys.
+			if st := r.Encryptor().Stats(); st.DecryptCalls > 2 {
+				t.Fatalf("%d Decrypt calls for 2 items, want at most 2", st.DecryptCalls)
+			}
+			t.Logf("%d requests, %d Decrypt calls", len(f.scans), r.Encryptor().Stats().DecryptCalls)
+		})
+	}
+}
+
+// Pages answered after the budget is spent are dropped without a Decrypt.
+func TestParallelScanDropsLatePagesUnopened(t *testing.T) {
+	r, b := newBlockingRepo(t, 80)
+	var got []int
+	for a, err := range r.Scan(context.Background(), repo.Segments(4), repo.Limit(3)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a.SK)
+		if len(got) == 3 {
+			// Segment 0 filled the budget; the other segments' requests,
+			// if sent, answer now with pages nobody wants.
+			close(b.release)
+		}
+	}
+	if fmt.Sprint(got) != "[0 4 8]" {
+		t.Fatalf("items %v, want segment 0's first three", got)
+	}
+	if running := b.running.Load(); running != 0 {
+		t.Fatalf("%d requests still running after the loop ended", running)
+	}
+	if sent := b.sent.Load(); sent > 4 {
+		t.Fatalf("%d requests, want at most one per segment", sent)
+	}
+	if st := r.Encryptor().Stats(); st.DecryptCalls != 1 {
+		t.Fatalf("%d Decrypt calls, want 1: only segment 0's page is opened", st.DecryptCalls)
+	}
+}
+
 // blockingDB answers segment 0 at once and holds the other segments'
 // requests until release is closed or their context ends, counting the
 // requests sent and still running.

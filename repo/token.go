@@ -20,20 +20,27 @@ var ErrInvalidToken = errors.New("dynoseal: invalid page token")
 
 // A page token is URL-safe base64 (no padding) of
 //
-//	version (1 byte) | binding (8 bytes) | the key DynamoDB continues after
+//	version (1 byte) | check (8 bytes) | the key DynamoDB continues after
 //
-// The binding is a hash of what the token may continue: a token handed to a
-// client comes back through untrusted hands, and continuing another query
-// from it would silently return the wrong items. The key is encoded in a
-// small self-describing binary form that keeps every DynamoDB type exactly
-// (numbers stay strings, sets stay sets), which JSON through attributevalue
-// would not.
+// The check is a hash of what the token may continue (the query's identity,
+// see bindTo) and of the encoded key. A token handed to a client comes back
+// through untrusted hands: continuing another query from it, or from a key
+// changed on the way, would silently skip or repeat items. The check catches
+// both, but it is not a signature: it has no secret, so whoever can write the
+// bytes can make a token for any key of the same query. It guards against
+// accidents and mix-ups, not against a forger; the most a forged token does
+// is start the same query (or scan segment) at a key of the forger's choice.
+//
+// The key is encoded in a small self-describing binary form that keeps every
+// DynamoDB type exactly (numbers stay strings, sets stay sets), which JSON
+// through attributevalue would not.
 //
 // Tokens are not encrypted: they reveal the key values of the last item read,
 // as DynamoDB's LastEvaluatedKey does.
 const (
-	tokenVersion = 1
-	bindingSize  = 8
+	// Version 1 checked the query only, not the key.
+	tokenVersion = 2
+	checkSize    = 8
 	// Keys are at most a few KB (2 KB hash, 1 KB range, the same again for an
 	// index); anything much longer was not made here.
 	maxTokenLen = 32 << 10
@@ -41,7 +48,8 @@ const (
 	maxTokenDepth = 32
 )
 
-type binding [bindingSize]byte
+// binding identifies one query or scan: a hash of its parts.
+type binding [sha256.Size]byte
 
 // bindTo hashes the parts that identify one query or scan.
 func bindTo(parts ...[]byte) binding {
@@ -56,12 +64,26 @@ func bindTo(parts ...[]byte) binding {
 	return b
 }
 
+// tokenCheck is the check of a token that continues query b after the key
+// encoded as key.
+func tokenCheck(b binding, key []byte) [checkSize]byte {
+	h := sha256.New()
+	h.Write([]byte{tokenVersion})
+	h.Write(b[:])
+	h.Write(key)
+	var c [checkSize]byte
+	copy(c[:], h.Sum(nil))
+	return c
+}
+
 func encodeToken(b binding, key map[string]types.AttributeValue) (string, error) {
-	buf := append([]byte{tokenVersion}, b[:]...)
-	buf, err := appendMap(buf, key)
+	encoded, err := appendMap(nil, key)
 	if err != nil {
 		return "", err
 	}
+	check := tokenCheck(b, encoded)
+	buf := make([]byte, 0, 1+checkSize+len(encoded))
+	buf = append(append(append(buf, tokenVersion), check[:]...), encoded...)
 	return base64.RawURLEncoding.EncodeToString(buf), nil
 }
 
@@ -75,13 +97,14 @@ func decodeToken(token string, want binding) (map[string]types.AttributeValue, e
 	if err != nil || strings.ContainsAny(token, "\r\n") {
 		return nil, fmt.Errorf("%w: not URL-safe base64", ErrInvalidToken)
 	}
-	if len(raw) < 1+bindingSize || raw[0] != tokenVersion {
+	if len(raw) < 1+checkSize || raw[0] != tokenVersion {
 		return nil, fmt.Errorf("%w: unknown format", ErrInvalidToken)
 	}
-	if !bytes.Equal(raw[1:1+bindingSize], want[:]) {
-		return nil, fmt.Errorf("%w: it belongs to another query or scan", ErrInvalidToken)
+	encoded := raw[1+checkSize:]
+	if check := tokenCheck(want, encoded); !bytes.Equal(raw[1:1+checkSize], check[:]) {
+		return nil, fmt.Errorf("%w: it belongs to another query or scan, or was damaged", ErrInvalidToken)
 	}
-	d := tokenDecoder{b: raw[1+bindingSize:]}
+	d := tokenDecoder{b: encoded}
 	key, err := d.readMap(0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)

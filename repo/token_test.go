@@ -82,29 +82,66 @@ func TestTokenRejectsDamage(t *testing.T) {
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(token)
 	enc := base64.RawURLEncoding.EncodeToString
+	// craft makes a token with a valid check around any key bytes, to reach
+	// the decoder's own checks.
+	craft := func(key ...byte) string {
+		check := tokenCheck(b, key)
+		return enc(append(append([]byte{tokenVersion}, check[:]...), key...))
+	}
 	bad := map[string]string{
 		"not base64":      "a b",
 		"line breaks":     token[:10] + "\n" + token[10:],
 		"std base64":      base64.StdEncoding.EncodeToString(raw),
 		"other binding":   mustToken(t, bindTo([]byte("scan"), []byte("t")), everyType()),
-		"other version":   enc(append([]byte{2}, raw[1:]...)),
+		"other version":   enc(append([]byte{1}, raw[1:]...)),
 		"trailing bytes":  enc(append(append([]byte{}, raw...), 0)),
-		"unknown tag":     enc(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a', 99)),
-		"bad boolean":     enc(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a', tagBOOL, 2)),
-		"empty key":       enc(append(append([]byte{}, raw[:1+bindingSize]...), 0)),
-		"huge count":      enc(append(append([]byte{}, raw[:1+bindingSize]...), 0xff, 0xff, 0xff, 0xff, 0x0f)),
-		"names unordered": enc(append(append([]byte{}, raw[:1+bindingSize]...), 2, 1, 'b', tagNULL, 1, 1, 'a', tagNULL, 1)),
-		"names repeated":  enc(append(append([]byte{}, raw[:1+bindingSize]...), 2, 1, 'a', tagNULL, 1, 1, 'a', tagNULL, 1)),
-		"too deep":        enc(append(append(append([]byte{}, raw[:1+bindingSize]...), 1, 1, 'a'), deepList(40)...)),
+		"check of a key":  enc(append(append([]byte{}, raw[:1+checkSize]...), 1, 1, 'a', tagNULL, 1)),
+		"unknown tag":     craft(1, 1, 'a', 99),
+		"bad boolean":     craft(1, 1, 'a', tagBOOL, 2),
+		"empty key":       craft(0),
+		"huge count":      craft(0xff, 0xff, 0xff, 0xff, 0x0f),
+		"names unordered": craft(2, 1, 'b', tagNULL, 1, 1, 'a', tagNULL, 1),
+		"names repeated":  craft(2, 1, 'a', tagNULL, 1, 1, 'a', tagNULL, 1),
+		"too deep":        craft(append([]byte{1, 1, 'a'}, deepList(40)...)...),
+		"crafted trailer": craft(append(append([]byte{}, raw[1+checkSize:]...), 0)...),
 		"too long":        strings.Repeat("A", maxTokenLen+1),
 	}
 	for i := 1; i < len(raw); i++ {
 		bad[fmt.Sprintf("truncated to %d bytes", i)] = enc(raw[:i])
 	}
+	// Any one bit changed, in the bytes or in the text, is refused: the
+	// check covers the key, not only the query.
+	for i := range raw {
+		for bit := range 8 {
+			flipped := append([]byte{}, raw...)
+			flipped[i] ^= 1 << bit
+			bad[fmt.Sprintf("byte %d bit %d flipped", i, bit)] = enc(flipped)
+		}
+	}
+	for i := range token {
+		for bit := range 8 {
+			flipped := []byte(token)
+			flipped[i] ^= 1 << bit
+			bad[fmt.Sprintf("character %d bit %d flipped", i, bit)] = string(flipped)
+		}
+	}
 	for name, tok := range bad {
 		if _, err := decodeToken(tok, b); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%s: err = %v, want ErrInvalidToken", name, err)
 		}
+	}
+}
+
+// A key changed by one bit (USER#123 to USER#122) is refused, however
+// valid the changed key is.
+func TestTokenCheckCoversTheKey(t *testing.T) {
+	b := bindTo([]byte("query"), []byte("users"))
+	token := mustToken(t, b, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "USER#123"}})
+	raw, _ := base64.RawURLEncoding.DecodeString(token)
+	raw[len(raw)-1] ^= 1 // '3' -> '2'
+	damaged := base64.RawURLEncoding.EncodeToString(raw)
+	if key, err := decodeToken(damaged, b); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("damaged token decoded to %v, %v", key, err)
 	}
 }
 
@@ -149,6 +186,35 @@ func FuzzDecodeToken(f *testing.F) {
 			return
 		}
 		again, err := encodeToken(b, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != token {
+			t.Fatalf("decoded %q but encodes as %q", token, again)
+		}
+	})
+}
+
+// FuzzDecodeTokenKey fuzzes the key bytes behind a valid check, which
+// random tokens almost never get past: the decoder must stay as strict and
+// bounded as FuzzDecodeToken requires.
+func FuzzDecodeTokenKey(f *testing.F) {
+	b := bindTo([]byte("fuzz"))
+	key, _ := appendMap(nil, everyType())
+	f.Add(key)
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 'a', tagL, 1, tagNULL, 1})
+	f.Fuzz(func(t *testing.T, key []byte) {
+		check := tokenCheck(b, key)
+		token := base64.RawURLEncoding.EncodeToString(append(append([]byte{tokenVersion}, check[:]...), key...))
+		decoded, err := decodeToken(token, b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("error %v does not wrap ErrInvalidToken", err)
+			}
+			return
+		}
+		again, err := encodeToken(b, decoded)
 		if err != nil {
 			t.Fatal(err)
 		}
