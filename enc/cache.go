@@ -74,12 +74,18 @@ type keyCache struct {
 
 	// closed is set by close: the cache then stays empty for good.
 	closed bool
+
+	// generation counts purges. A key fetched from KMS is cached only if no
+	// purge came between the start of its fetch and its put, so a key asked
+	// for before ClearCaches does not land in the cache after it.
+	generation uint64
 }
 
 // flight is one caller's KMS request for a key that others wait on.
 type flight struct {
-	done chan struct{}
-	err  error // set before done closes
+	done       chan struct{}
+	err        error  // set before done closes
+	generation uint64 // of the cache when the fetch began
 }
 
 type cacheEntry struct {
@@ -99,13 +105,16 @@ func newKeyCache(l CacheLimits, now func() time.Time) *keyCache {
 // lead makes the caller the one that fetches id from KMS, and returns done
 // to call with the outcome once the key is cached (or could not be had). If
 // another caller is fetching id already, it returns that flight to wait on.
-func (c *keyCache) lead(id string) (wait *flight, done func(error)) {
+func (c *keyCache) lead(id string) (wait *flight, done func(error), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.fetching[id]; ok {
-		return f, nil
+	if c.closed {
+		return nil, nil, errNoSession // only a session's memo closes
 	}
-	f := &flight{done: make(chan struct{})}
+	if f, ok := c.fetching[id]; ok {
+		return f, nil, nil
+	}
+	f := &flight{done: make(chan struct{}), generation: c.generation}
 	c.fetching[id] = f
 	return nil, func(err error) {
 		c.mu.Lock()
@@ -113,7 +122,7 @@ func (c *keyCache) lead(id string) (wait *flight, done func(error)) {
 		c.mu.Unlock()
 		f.err = err
 		close(f.done)
-	}
+	}, nil
 }
 
 // takeOrLead takes id's key from the cache, waiting while another caller
@@ -126,7 +135,10 @@ func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain
 		if plain, encrypted, ok := c.take(id, uses); ok {
 			return plain, encrypted, nil, nil
 		}
-		wait, done := c.lead(id)
+		wait, done, err := c.lead(id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		if done != nil {
 			return nil, nil, done, nil
 		}
@@ -168,11 +180,11 @@ func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if f := c.fetching[id]; c.closed || (f != nil && f.generation != c.generation) {
+		return
+	}
 	if old := c.entries[id]; old != nil {
 		c.removeLocked(old)
-	}
-	if c.closed {
-		return
 	}
 	e := &cacheEntry{
 		id:        id,
@@ -198,13 +210,18 @@ func (c *keyCache) armLocked() {
 	}
 	oldest := c.byAge.Front().Value.(*cacheEntry)
 	wait := max(oldest.created.Add(c.limits.MaxAge).Sub(c.now()), time.Millisecond)
-	c.sweep = time.AfterFunc(wait, func() {
+	var t *time.Timer
+	t = time.AfterFunc(wait, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.sweep != t {
+			return // stopped by a purge after it fired; another may be armed
+		}
 		c.sweep = nil
 		c.expireLocked()
 		c.armLocked()
 	})
+	c.sweep = t
 }
 
 func (c *keyCache) expireLocked() {
@@ -228,6 +245,7 @@ func (c *keyCache) removeLocked(e *cacheEntry) {
 func (c *keyCache) purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.generation++
 	for _, e := range c.entries {
 		c.removeLocked(e)
 	}
@@ -243,6 +261,7 @@ func (c *keyCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	c.generation++
 	for _, e := range c.entries {
 		c.removeLocked(e)
 	}

@@ -442,3 +442,79 @@ func TestExpiredKeysAreWipedWithoutFurtherUse(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// gatedKeys holds every Decrypt until the test lets it go.
+type gatedKeys struct {
+	*enctest.Provider
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gatedKeys) DecryptDataKey(ctx context.Context, k enc.KeyRef, blob []byte) ([]byte, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Provider.DecryptDataKey(ctx, k, blob)
+}
+
+// A key still on its way from KMS when ClearCaches runs is not cached when it
+// arrives: after ClearCaches, the next read asks KMS again.
+func TestClearCachesWinsOverAFetchUnderWay(t *testing.T) {
+	ctx := context.Background()
+	keys := gatedKeys{Provider: enctest.New(), entered: make(chan struct{}, 4), release: make(chan struct{})}
+	s := enc.Spec{KeyID: "alias/k"}
+	stored, err := enc.New(keys.Provider).Encrypt(ctx, s, []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := enc.New(keys, enc.WithDecryptCache(enc.CacheLimits{}))
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Decrypt(ctx, s, stored)
+		done <- err
+	}()
+	<-keys.entered
+	e.ClearCaches()
+	close(keys.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	before := keys.Decrypts.Load()
+	if _, err := e.Decrypt(ctx, s, stored); err != nil {
+		t.Fatal(err)
+	}
+	if keys.Decrypts.Load() != before+1 {
+		t.Fatal("a key fetched before ClearCaches was served from the cache after it")
+	}
+}
+
+// Closing a session while its opens wait on one Decrypt ends them; they do
+// not each go on to ask KMS.
+func TestSessionClosedMidFetchDoesNotMultiplyDecrypts(t *testing.T) {
+	ctx := context.Background()
+	keys := gatedKeys{Provider: enctest.New(), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	s := enc.Spec{KeyID: "alias/k"}
+	stored, err := enc.New(keys.Provider).Encrypt(ctx, s, []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := enc.New(keys)
+	session := e.Session()
+	const openers = 4
+	errs := make(chan error, openers)
+	for range openers {
+		go func() {
+			_, err := session.Open(ctx, []enc.OpenRequest{{Spec: s, Stored: stored}})
+			errs <- err
+		}()
+	}
+	<-keys.entered
+	time.Sleep(20 * time.Millisecond) // let the other openers start waiting
+	session.Close()
+	close(keys.release)
+	for range openers {
+		<-errs
+	}
+	if n := keys.Decrypts.Load(); n != 1 {
+		t.Fatalf("%d Decrypt calls after the session closed under %d openers, want 1", n, openers)
+	}
+}

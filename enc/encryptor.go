@@ -455,6 +455,10 @@ func (e *Encryptor) decryptKey(ctx context.Context, ref KeyRef, encrypted []byte
 	plain, err := e.keys.DecryptDataKey(ctx, ref, encrypted)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.decrypt.Add(1)
+	if err == nil && len(plain) != dataKeySize {
+		clear(plain)
+		return nil, fmt.Errorf("key provider returned a %d-byte data key, want %d", len(plain), dataKeySize)
+	}
 	return plain, err
 }
 

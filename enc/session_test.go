@@ -205,16 +205,15 @@ func TestClearCachesReachesOpenSessions(t *testing.T) {
 
 func TestSessionMemoExpiresWithTheDecryptCacheAge(t *testing.T) {
 	ctx := context.Background()
-	now := time.Unix(0, 0)
-	clock := func() time.Time { return now }
-	e := enc.New(enctest.New(), enc.WithDecryptCache(enc.CacheLimits{MaxAge: time.Second}), enc.WithClock(clock))
+	clk := &clock{now: time.Unix(0, 0)} // locked: the caches' sweep timers read it too
+	e := enc.New(enctest.New(), enc.WithDecryptCache(enc.CacheLimits{MaxAge: time.Second}), enc.WithClock(clk.Now))
 	reqs := sealGroup(t, e, enc.Spec{KeyID: "alias/test"}, 2)
 	s := e.Session()
 	defer s.Close()
 	if _, err := s.Open(ctx, reqs[:1]); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if _, err := s.Open(ctx, reqs[1:]); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func (e *Encrypted[T]) SetSealed(stored string) {
 		return
 	}
 	s := *e.state
-	s.sealed, s.pending = &sealedForm{stored: stored, origin: s.origin()}, false
+	s.sealed, s.pending = &sealedForm{stored: stored}, false // bound to nothing until SetOrigin says where
 	e.state = &s
 }
 

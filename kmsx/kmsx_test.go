@@ -376,7 +376,10 @@ func TestSpecRegionWinsOverClientOptions(t *testing.T) {
 	if _, err := enc.New(p).Encrypt(context.Background(), enc.Spec{KeyID: keyAlias, Region: "eu-west-1"}, []byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	if len(made) != 1 || made[0].Region != "eu-west-1" {
+	if len(made) != 1 {
+		t.Fatalf("%d clients made, want 1", len(made))
+	}
+	if made[0].Region != "eu-west-1" {
 		t.Fatalf("client made for region %q, want the spec's eu-west-1", made[0].Region)
 	}
 }

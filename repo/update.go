@@ -259,6 +259,27 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			return ub, nil, err
 		}
 	}
+	// Checked before sealing, so a refused update makes no KMS call.
+	var guard *expression.ConditionBuilder
+	for _, st := range steps {
+		if !st.pinned {
+			continue
+		}
+		if st.kind != updateSet {
+			return ub, nil, r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
+		}
+		// The attribute is Set only to give the context for sealing: it
+		// must not change, or other values sealed with it stop opening.
+		// A new item, or one without the attribute, holds no value sealed
+		// with it.
+		same := expression.Name(r.hash.name).AttributeNotExists().Or(
+			expression.Name(st.path).AttributeNotExists(),
+			expression.Name(st.path).Equal(expression.Value(st.av)))
+		if guard != nil {
+			same = guard.And(same)
+		}
+		guard = &same
+	}
 	if len(toSeal) > 0 {
 		if err := r.marshalKeyInto(k, sealed); err != nil {
 			return ub, nil, err
@@ -279,22 +300,6 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 		}
 	}
 
-	var guard *expression.ConditionBuilder
-	for _, st := range steps {
-		if !st.pinned {
-			continue
-		}
-		if st.kind != updateSet {
-			return ub, nil, r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
-		}
-		// The attribute is Set only to give the context for sealing: it
-		// must not change, or other values sealed with it stop opening.
-		same := expression.Name(r.hash.name).AttributeNotExists().Or(expression.Name(st.path).Equal(expression.Value(st.av)))
-		if guard != nil {
-			same = guard.And(same)
-		}
-		guard = &same
-	}
 	for _, st := range steps {
 		name := expression.Name(st.path)
 		switch st.kind {

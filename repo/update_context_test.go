@@ -231,3 +231,31 @@ func TestUpdateOfContextAttributeNeedsItsEncryptedAttributes(t *testing.T) {
 		t.Fatalf("%d requests, want 3", db.calls())
 	}
 }
+
+type omittedTenant struct {
+	PK     string                  `dynamodbav:"pk" repo:"hash"`
+	Tenant string                  `dynamodbav:"tenant,omitempty"`
+	SSN    field.Encrypted[string] `dynamodbav:"ssn" enc:"tenant"`
+	Note   field.Encrypted[string] `dynamodbav:"note" enc:"plain"`
+}
+
+// An empty value for an omitempty context attribute removes it, which would
+// strand the values sealed with it: refused before any KMS call.
+func TestUpdateRemovingPinnedContextMakesNoKMSCall(t *testing.T) {
+	reg := enc.NewRegistry()
+	reg.MustRegister("tenant", enc.Spec{KeyID: "alias/pii", ContextFrom: map[string]string{"tenant": "tenant"}})
+	reg.MustRegister("plain", enc.Spec{KeyID: "alias/pii"})
+	keys := enctest.New()
+	db := &writeRecorder{}
+	r, err := repo.New[omittedTenant]("t", repo.WithRegistry(reg), repo.WithEncryptor(enc.New(keys)), repo.WithClient(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Update(context.Background(), repo.Key{Hash: "A"}, repo.NewUpdate().Set("tenant", "").Set("note", "n"))
+	if !errors.Is(err, repo.ErrInvalidUpdate) {
+		t.Fatalf("err = %v, want ErrInvalidUpdate", err)
+	}
+	if keys.Generates.Load() != 0 || db.calls() != 0 {
+		t.Fatalf("%d GenerateDataKey calls and %d requests for a refused update", keys.Generates.Load(), db.calls())
+	}
+}
