@@ -65,7 +65,8 @@ type Provider struct {
 	opts Options
 
 	mu      sync.Mutex
-	cfg     *aws.Config // nil until loaded; a failed load is tried again on the next call
+	cfg     *aws.Config   // nil until loaded; a failed load is tried again on the next call
+	loading chan struct{} // closed when the load under way ends; nil when none is
 	clients map[string]API
 }
 
@@ -93,27 +94,68 @@ func NewFromConfig(cfg aws.Config, opts ...Option) *Provider {
 
 func (p *Provider) client(ctx context.Context, region string) (API, error) {
 	p.mu.Lock()
+	c, ok := p.clients[region]
+	p.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	cfg, err := p.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[region]; ok {
 		return c, nil
-	}
-	if p.cfg == nil {
-		// The first caller's cancellation must not spoil the configuration
-		// that every later call shares.
-		cfg, err := config.LoadDefaultConfig(context.WithoutCancel(ctx), p.opts.LoadOptions...)
-		if err != nil {
-			return nil, fmt.Errorf("load AWS config: %w", err)
-		}
-		p.cfg = &cfg
 	}
 	fns := slices.Clone(p.opts.ClientOptions)
 	if region != "" {
 		// Last, so that no client option sends a spec to another region.
 		fns = append(fns, func(o *kms.Options) { o.Region = region })
 	}
-	c := kms.NewFromConfig(*p.cfg, fns...)
+	c = kms.NewFromConfig(cfg, fns...)
 	p.clients[region] = c
 	return c, nil
+}
+
+// config loads the default AWS configuration once. Loads run one at a time
+// and outside the lock, so a slow one (an instance-metadata lookup, say)
+// holds up only callers that need it, each for no longer than its context
+// allows. A failed load is not kept: the next call tries again.
+func (p *Provider) config(ctx context.Context) (aws.Config, error) {
+	for {
+		p.mu.Lock()
+		if p.cfg != nil {
+			cfg := *p.cfg
+			p.mu.Unlock()
+			return cfg, nil
+		}
+		if wait := p.loading; wait != nil {
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return aws.Config{}, fmt.Errorf("load AWS config: %w", ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		p.loading = done
+		p.mu.Unlock()
+
+		cfg, err := config.LoadDefaultConfig(ctx, p.opts.LoadOptions...)
+		p.mu.Lock()
+		if err == nil {
+			p.cfg = &cfg
+		}
+		p.loading = nil
+		p.mu.Unlock()
+		close(done)
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+		}
+		return cfg, nil
+	}
 }
 
 // GenerateDataKey asks KMS for a new AES-256 data key.

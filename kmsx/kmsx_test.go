@@ -410,3 +410,42 @@ func TestFailedConfigLoadIsTriedAgain(t *testing.T) {
 		t.Fatalf("configuration loaded %d times, want 2", loads)
 	}
 }
+
+// A slow configuration load holds up only callers that need it, each no
+// longer than its own context allows.
+func TestSlowConfigLoadHonoursCallersDeadlines(t *testing.T) {
+	fake := newFakeKMS(t)
+	release, loading := make(chan struct{}), make(chan struct{}, 1)
+	p := kmsx.New(
+		kmsx.WithLoadOptions(func(o *config.LoadOptions) error {
+			loading <- struct{}{}
+			<-release // an instance-metadata lookup that hangs
+			o.Region = "us-east-1"
+			o.Credentials = aws.AnonymousCredentials{}
+			o.BaseEndpoint = fake.srv.URL
+			return nil
+		}),
+		kmsx.WithClient("eu-west-1", kms.NewFromConfig(fake.config(), func(o *kms.Options) { o.Region = "eu-west-1" })),
+	)
+	e := enc.New(p)
+	slow := make(chan error, 1)
+	go func() {
+		_, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias}, []byte("a"))
+		slow <- err
+	}()
+	<-loading
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := e.Encrypt(ctx, enc.Spec{KeyID: keyAlias}, []byte("b")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("caller with a deadline: %v, want DeadlineExceeded", err)
+	}
+	// A region with a client of its own needs no configuration at all.
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias, Region: "eu-west-1"}, []byte("c")); err != nil {
+		t.Fatalf("given client blocked by the load: %v", err)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+}
