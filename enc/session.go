@@ -30,7 +30,8 @@ import (
 // memo holds at most 1000 keys (the least recently used go first), each for
 // at most 5 minutes or the decrypt cache's MaxAge if that is shorter.
 // [Encryptor.ClearCaches] wipes the memos of open sessions too. Keys taken
-// from the memo count in [Stats].CacheHits.
+// from the memo count in [Stats].CacheHits. Always Close a session: the
+// Encryptor keeps track of open ones (for ClearCaches) until then.
 type Session struct {
 	e    *Encryptor
 	memo *keyCache
