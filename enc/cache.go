@@ -102,46 +102,38 @@ func newKeyCache(l CacheLimits, now func() time.Time) *keyCache {
 	return &keyCache{limits: l.withDefaults(), now: now, entries: map[string]*cacheEntry{}, fetching: map[string]*flight{}}
 }
 
-// lead makes the caller the one that fetches id from KMS, and returns done
-// to call with the outcome once the key is cached (or could not be had). If
-// another caller is fetching id already, it returns that flight to wait on.
-func (c *keyCache) lead(id string) (wait *flight, done func(error), err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, nil, errNoSession // only a session's memo closes
-	}
-	if f, ok := c.fetching[id]; ok {
-		return f, nil, nil
-	}
-	f := &flight{done: make(chan struct{}), generation: c.generation}
-	c.fetching[id] = f
-	return nil, func(err error) {
-		c.mu.Lock()
-		delete(c.fetching, id)
-		c.mu.Unlock()
-		f.err = err
-		close(f.done)
-	}, nil
-}
-
 // takeOrLead takes id's key from the cache, waiting while another caller
 // fetches it. When there is none to take, the caller gets done and must
-// fetch the key, put it and call done. Waiters share the fetcher's failure,
-// so a refusing KMS is asked once, not once per waiter; a fetcher that gave
-// up on its own context leaves the others to try themselves.
+// fetch the key, put it and call done with the outcome. Looking in the cache
+// and becoming the fetcher happen under one lock, so a key put just after a
+// miss is never fetched twice. Waiters share the fetcher's failure, so a
+// refusing KMS is asked once, not once per waiter; a fetcher that gave up on
+// its own context leaves the others to try themselves.
 func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain, encrypted []byte, done func(error), err error) {
 	for {
-		if plain, encrypted, ok := c.take(id, uses); ok {
+		c.mu.Lock()
+		if plain, encrypted, ok := c.takeLocked(id, uses); ok {
+			c.mu.Unlock()
 			return plain, encrypted, nil, nil
 		}
-		wait, done, err := c.lead(id)
-		if err != nil {
-			return nil, nil, nil, err
+		if c.closed {
+			c.mu.Unlock()
+			return nil, nil, nil, errNoSession // only a session's memo closes
 		}
-		if done != nil {
-			return nil, nil, done, nil
+		wait, fetching := c.fetching[id]
+		if !fetching {
+			f := &flight{done: make(chan struct{}), generation: c.generation}
+			c.fetching[id] = f
+			c.mu.Unlock()
+			return nil, nil, func(err error) {
+				c.mu.Lock()
+				delete(c.fetching, id)
+				c.mu.Unlock()
+				f.err = err
+				close(f.done)
+			}, nil
 		}
+		c.mu.Unlock()
 		select {
 		case <-wait.done:
 			if wait.err != nil && !errors.Is(wait.err, context.Canceled) && !errors.Is(wait.err, context.DeadlineExceeded) {
@@ -153,11 +145,9 @@ func (c *keyCache) takeOrLead(ctx context.Context, id string, uses int64) (plain
 	}
 }
 
-// take returns a copy of the key cached under id and counts uses against it;
-// ok is false when there is no live entry with uses to spare.
-func (c *keyCache) take(id string, uses int64) (plain, encrypted []byte, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// takeLocked returns a copy of the key cached under id and counts uses
+// against it; ok is false when there is no live entry with uses to spare.
+func (c *keyCache) takeLocked(id string, uses int64) (plain, encrypted []byte, ok bool) {
 	c.expireLocked()
 	e := c.entries[id]
 	if e == nil || e.uses+uses > c.limits.MaxUses {
