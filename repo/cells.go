@@ -223,14 +223,11 @@ func (f *itemFacts) attr(r *attrReader, purpose string) (types.AttributeValue, e
 	if !ok {
 		return nil, fmt.Errorf("attribute %s, needed %s, has no value", r.name, purpose)
 	}
-	w := reflect.New(r.wrapper).Elem()
-	w.Field(0).Set(v)
-	m, err := marshalMap(w.Interface())
+	av, err := r.marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("attribute %s, needed %s: %w", r.name, purpose, err)
 	}
-	av, ok := m[r.name]
-	if !ok || isNull(av) {
+	if av == nil {
 		return nil, fmt.Errorf("attribute %s, needed %s, has no value", r.name, purpose)
 	}
 	return av, nil

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
@@ -292,20 +291,13 @@ type keyField struct {
 	index []int
 	name  string
 	typ   reflect.Type
-	// holder is a one-field struct with the key field's type and
-	// `dynamodbav` options, so a key value given in a Key marshals exactly as
-	// the field does in an item (",string", ",unixtime", ...).
-	holder reflect.Type
+	// reader marshals a key value exactly as the field is in an item
+	// (",string", ",unixtime", ...).
+	reader *attrReader
 }
 
 func newKeyField(f attrField) *keyField {
-	_, opts, _ := strings.Cut(f.sf.Tag.Get("dynamodbav"), ",")
-	tag := `dynamodbav:"k"`
-	if opts != "" {
-		tag = fmt.Sprintf(`dynamodbav:"k,%s"`, opts)
-	}
-	holder := reflect.StructOf([]reflect.StructField{{Name: "K", Type: f.typ, Tag: reflect.StructTag(tag)}})
-	return &keyField{index: f.index, name: f.name, typ: f.typ, holder: holder}
+	return &keyField{index: f.index, name: f.name, typ: f.typ, reader: newAttrReader(f)}
 }
 
 // marshal turns a key value into the attribute value the field would have.
@@ -323,14 +315,11 @@ func (kf *keyField) marshal(v any) (types.AttributeValue, error) {
 		}
 		val = converted
 	}
-	h := reflect.New(kf.holder).Elem()
-	h.Field(0).Set(val)
-	m, err := attributevalue.MarshalMap(h.Interface())
+	av, err := kf.reader.marshal(val)
 	if err != nil {
 		return nil, err
 	}
-	av, ok := m["k"]
-	if !ok || isNull(av) {
+	if av == nil {
 		return nil, fmt.Errorf("empty value")
 	}
 	return av, nil
@@ -339,10 +328,9 @@ func (kf *keyField) marshal(v any) (types.AttributeValue, error) {
 // attributeType is the DynamoDB type the key is stored as: the field's own
 // type, unless its options say otherwise (",string" stores a number as S).
 func (kf *keyField) attributeType() (types.ScalarAttributeType, error) {
-	h := reflect.New(kf.holder).Elem()
-	m, err := attributevalue.MarshalMap(h.Interface())
+	av, err := kf.reader.marshal(reflect.Zero(kf.typ))
 	if err == nil {
-		switch m["k"].(type) {
+		switch av.(type) {
 		case *types.AttributeValueMemberS:
 			return types.ScalarAttributeTypeS, nil
 		case *types.AttributeValueMemberN:
@@ -433,6 +421,21 @@ func newAttrReader(f attrField) *attrReader {
 	return &attrReader{name: f.name, index: f.index, wrapper: wrapper}
 }
 
+// marshal returns v, a value of the field's type, as the attribute it is in
+// an item; nil when the item would leave it out or hold NULL.
+func (r *attrReader) marshal(v reflect.Value) (types.AttributeValue, error) {
+	w := reflect.New(r.wrapper).Elem()
+	w.Field(0).Set(v)
+	m, err := marshalMap(w.Interface())
+	if err != nil {
+		return nil, err
+	}
+	if av := m[r.name]; !isNull(av) {
+		return av, nil
+	}
+	return nil, nil
+}
+
 // newItemPlan checks that every attribute a spec takes context from is a
 // plain top-level attribute of t and prepares readers for it and the keys.
 func newItemPlan(t reflect.Type, hash, rng *keyField, plans map[reflect.Type]*cellPlan) (*itemPlan, error) {
@@ -443,7 +446,7 @@ func newItemPlan(t reflect.Type, hash, rng *keyField, plans map[reflect.Type]*ce
 	ip := &itemPlan{context: map[string]*attrReader{}}
 	for _, k := range []*keyField{hash, rng} {
 		if k != nil {
-			ip.keys = append(ip.keys, newAttrReader(byName[k.name]))
+			ip.keys = append(ip.keys, k.reader)
 		}
 	}
 	types := make([]reflect.Type, 0, len(plans))

@@ -302,7 +302,8 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	if err != nil {
 		return err
 	}
-	if err := r.checkItemSize("put", r.keyOf(item), av); err != nil {
+	k := r.keyOf(item)
+	if err := r.checkItemSize("put", k, av); err != nil {
 		return err
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
@@ -310,7 +311,7 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = cond.expr, cond.names, cond.values
 	}
 	if _, err := db.PutItem(ctx, in); err != nil {
-		return r.writeError(ctx, "put", r.keyOf(item), o, err)
+		return r.writeError(ctx, "put", k, o, err)
 	}
 	return nil
 }
