@@ -57,8 +57,9 @@ var typeChecks sync.Map // reflect.Type -> error (nil stored as errOK)
 var errOK = errors.New("ok")
 
 // CheckType reports whether t, a field.Encrypted[T] type, can be sealed: it
-// fails for a T that holds another Encrypted, whose JSON form is redacted
-// and so could not be sealed, and for a t that is not an Encrypted.
+// fails for a T that holds another Encrypted (whose JSON form is redacted),
+// for a struct in T that JSON sees no field of (its value would be lost), and
+// for a t that is not an Encrypted.
 // Repositories call it for every encrypted field when they are created.
 func CheckType(t reflect.Type) error {
 	if t == nil || !t.Implements(sealedMarkerType) {

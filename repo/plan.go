@@ -402,6 +402,9 @@ func keyFields(t reflect.Type) (hash, rng *keyField, err error) {
 type itemPlan struct {
 	keys    []*attrReader          // hash, then range
 	context map[string]*attrReader // by attribute name
+	// sealedWith maps each context attribute to the top-level attributes
+	// holding values sealed with context from it (see contextReaders).
+	sealedWith map[string][]string
 }
 
 // attrReader reads one top-level attribute of an item as attributevalue
@@ -480,5 +483,6 @@ func newItemPlan(t reflect.Type, hash, rng *keyField, plans map[reflect.Type]*ce
 			}
 		}
 	}
+	ip.sealedWith = contextReaders(t, plans)
 	return ip, nil
 }

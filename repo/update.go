@@ -377,14 +377,13 @@ func (r *Repo[T]) givenAttributes(steps []updateStep) map[string]bool {
 }
 
 // contextReaders maps each attribute that specs take encryption context
-// from to the top-level attributes holding values sealed with it, directly
-// or in nested documents.
-func (r *Repo[T]) contextReaders() map[string][]string {
-	t := reflect.TypeFor[T]()
+// from to the top-level attributes of t holding values sealed with it,
+// directly or in nested documents.
+func contextReaders(t reflect.Type, plans map[reflect.Type]*cellPlan) map[string][]string {
 	readers := map[string][]string{}
-	for _, cf := range r.plans[t].fields {
+	for _, cf := range plans[t].fields {
 		from := map[string]bool{}
-		r.contextSources(t, cf, from, map[reflect.Type]bool{})
+		contextSources(plans, t, cf, from, map[reflect.Type]bool{})
 		for attr := range from {
 			readers[attr] = append(readers[attr], cf.name)
 		}
@@ -398,19 +397,19 @@ func (r *Repo[T]) contextReaders() map[string][]string {
 // contextSources adds to from the attributes that the spec of cf, a field
 // of struct type owner, and the specs of the fields nested in it take
 // encryption context from.
-func (r *Repo[T]) contextSources(owner reflect.Type, cf cellField, from map[string]bool, seen map[reflect.Type]bool) {
+func contextSources(plans map[reflect.Type]*cellPlan, owner reflect.Type, cf cellField, from map[string]bool, seen map[reflect.Type]bool) {
 	if cf.hasSpec {
 		for _, attr := range cf.spec.ContextFrom {
 			from[attr] = true
 		}
 	}
 	inner := structUnder(fieldsByName(owner)[cf.name].typ)
-	if inner == nil || isCell(inner) || seen[inner] || r.plans[inner] == nil {
+	if inner == nil || isCell(inner) || seen[inner] || plans[inner] == nil {
 		return
 	}
 	seen[inner] = true
-	for _, f := range r.plans[inner].fields {
-		r.contextSources(inner, f, from, seen)
+	for _, f := range plans[inner].fields {
+		contextSources(plans, inner, f, from, seen)
 	}
 }
 
@@ -422,15 +421,8 @@ func (r *Repo[T]) contextSources(owner reflect.Type, cf cellField, from map[stri
 // and the update requires the stored value to be the same. Any other action
 // is rejected.
 func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
-	var readers map[string][]string
 	for i, st := range steps {
-		if r.item.context[st.top.name] == nil {
-			continue
-		}
-		if readers == nil {
-			readers = r.contextReaders()
-		}
-		for _, reader := range readers[st.top.name] {
+		for _, reader := range r.item.sealedWith[st.top.name] {
 			replaced := slices.ContainsFunc(steps, func(o updateStep) bool {
 				return !o.nested && o.top.name == reader && (o.kind == updateSet || o.kind == updateRemove)
 			})
