@@ -435,13 +435,36 @@ func TestSlowConfigLoadHonoursCallersDeadlines(t *testing.T) {
 	}()
 	<-loading
 
+	// Both calls run beside the test, which gives up on them after a few
+	// seconds, so a regression fails instead of hanging.
+	within := func(what string, call func() error) error {
+		t.Helper()
+		got := make(chan error, 1)
+		go func() { got <- call() }()
+		select {
+		case err := <-got:
+			return err
+		case <-time.After(5 * time.Second):
+			close(release)
+			t.Fatalf("%s is still blocked by the configuration load", what)
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	if _, err := e.Encrypt(ctx, enc.Spec{KeyID: keyAlias}, []byte("b")); !errors.Is(err, context.DeadlineExceeded) {
+	err := within("a caller with a deadline", func() error {
+		_, err := e.Encrypt(ctx, enc.Spec{KeyID: keyAlias}, []byte("b"))
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("caller with a deadline: %v, want DeadlineExceeded", err)
 	}
 	// A region with a client of its own needs no configuration at all.
-	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias, Region: "eu-west-1"}, []byte("c")); err != nil {
+	err = within("a region with its own client", func() error {
+		_, err := e.Encrypt(context.Background(), enc.Spec{KeyID: keyAlias, Region: "eu-west-1"}, []byte("c"))
+		return err
+	})
+	if err != nil {
 		t.Fatalf("given client blocked by the load: %v", err)
 	}
 	close(release)
