@@ -498,7 +498,11 @@ func (o *opener) add(v reflect.Value, raw map[string]types.AttributeValue) error
 			return nil
 		}
 		version, verr := enc.EnvelopeVersion(stored)
-		c.cell.SetOrigin(facts.origin(c.spec, c.bound, verr == nil && version == enc.Version2))
+		// Freshly unmarshalled cells are bound to nothing; only a value
+		// bound to its item needs its origin recorded (and a new state).
+		if origin := facts.origin(c.spec, c.bound, verr == nil && version == enc.Version2); origin != "" {
+			c.cell.SetOrigin(origin)
+		}
 		if !c.spec.Mode.CanDecrypt() {
 			c.cell.SetOpenError(&enc.Error{Op: enc.OpDecrypt, Attribute: c.attr, KeyID: c.spec.KeyID, Err: enc.ErrWriteOnly})
 			return nil
