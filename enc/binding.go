@@ -1,13 +1,14 @@
 package enc
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/dynoseal/dynoseal/internal/number"
 )
 
 // Binding ties a version-2 value to the place it is stored: the attribute
@@ -94,7 +95,7 @@ func (b Binding) encode() ([]byte, error) {
 		switch k.Type {
 		case KeyString, KeyBinary:
 		case KeyNumber:
-			canon, err := canonicalNumber(string(k.Value))
+			canon, err := number.Canonical(string(k.Value))
 			if err != nil {
 				return nil, fmt.Errorf("%w: key attribute %s: %w", ErrBinding, k.Name, err)
 			}
@@ -120,57 +121,35 @@ func appendField(dst, field []byte) []byte {
 	return append(dst, field...)
 }
 
-// canonicalNumber rewrites a decimal number so that every spelling of one
-// value gives the same text: "-"? digits "E" exponent, where the value is
-// 0.digits × 10^exponent, digits has no leading or trailing zeros, and zero
-// is "0". So "42", "42.0", "042" and "4.2e1" all become "42E2".
-func canonicalNumber(s string) (string, error) {
-	bad := func() (string, error) { return "", fmt.Errorf("%q is not a decimal number", s) }
-	text := s
-	neg := false
-	switch {
-	case strings.HasPrefix(text, "-"):
-		neg, text = true, text[1:]
-	case strings.HasPrefix(text, "+"):
-		text = text[1:]
+// BoundTo says what the stored value is tied to when it is read from the
+// place that b and itemContext describe: for a version-2 value its binding,
+// and for any value the context taken from its item. It is "" for a value
+// tied to nothing, which opens wherever it is copied. A value that is not
+// tied to "" opens only where BoundTo gives the same string, so a repository
+// compares the two to tell whether an unchanged value may be written back as
+// stored or must be sealed again for its new place.
+func BoundTo(stored string, b Binding, itemContext map[string]string) string {
+	version, err := EnvelopeVersion(stored)
+	bound := err == nil && version == Version2
+	if !bound && len(itemContext) == 0 {
+		return ""
 	}
-	mant, expText, hasExp := strings.Cut(strings.ToUpper(text), "E")
-	exp := 0
-	if hasExp {
-		e, err := strconv.Atoi(expText)
+	var s strings.Builder
+	s.WriteString("1")
+	if bound {
+		canon, err := b.Canonical()
 		if err != nil {
-			return bad()
+			return ""
 		}
-		// DynamoDB numbers stay within 10^±130; anything far beyond is an error
-		// rather than an exponent that could overflow below.
-		if e > 1_000_000 || e < -1_000_000 {
-			return bad()
-		}
-		exp = e
+		s.Reset()
+		s.WriteString("2\x00")
+		s.WriteString(canon)
 	}
-	whole, frac, _ := strings.Cut(mant, ".")
-	if whole == "" && frac == "" {
-		return bad()
+	for _, k := range slices.Sorted(maps.Keys(itemContext)) {
+		s.WriteString("\x00")
+		s.WriteString(k)
+		s.WriteString("=")
+		s.WriteString(itemContext[k])
 	}
-	digits := whole + frac
-	for _, c := range []byte(digits) {
-		if c < '0' || c > '9' {
-			return bad()
-		}
-	}
-	exp += len(whole)
-	trimmed := strings.TrimLeft(digits, "0")
-	exp -= len(digits) - len(trimmed)
-	trimmed = strings.TrimRight(trimmed, "0")
-	if trimmed == "" {
-		return "0", nil
-	}
-	var b bytes.Buffer
-	if neg {
-		b.WriteByte('-')
-	}
-	b.WriteString(trimmed)
-	b.WriteByte('E')
-	b.WriteString(strconv.Itoa(exp))
-	return b.String(), nil
+	return s.String()
 }

@@ -2,6 +2,7 @@ package enc
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -307,80 +308,122 @@ func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypt
 // encrypted data keys are decrypted once, distinct ones concurrently, cached
 // ones not at all. It makes no KMS call if any request's mode forbids
 // decryption or any value is malformed. To share decrypted data keys across
-// several calls, e.g. the pages of one query, open them in a [Session].
+// several calls, e.g. the pages of one query, open them in a [Session]; to
+// open what can be opened when some values cannot, use [Encryptor.OpenEach].
 func (e *Encryptor) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, error) {
-	return e.open(ctx, reqs, nil)
+	return openAll(e.open(ctx, reqs, nil, true))
 }
 
-// open is Open that takes data keys from memo, and remembers the ones it
-// decrypts there, when memo is not nil.
-func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache) ([][]byte, error) {
+// OpenEach decrypts every request it can and returns, in order, each
+// plaintext or the *Error that kept it closed. A value that is malformed,
+// fails to authenticate or whose data key KMS refuses fails alone; the
+// values that share a data key fail together only when that key does.
+func (e *Encryptor) OpenEach(ctx context.Context, reqs []OpenRequest) ([][]byte, []error) {
+	return e.open(ctx, reqs, nil, false)
+}
+
+// openAll turns per-request results into all or nothing: the first error,
+// with every plaintext wiped.
+func openAll(plain [][]byte, errs []error) ([][]byte, error) {
+	for _, err := range errs {
+		if err != nil {
+			for _, p := range plain {
+				clear(p)
+			}
+			return nil, err
+		}
+	}
+	return plain, nil
+}
+
+// open is OpenEach that takes data keys from memo, and remembers the ones it
+// decrypts there, when memo is not nil. With whole set, a request that fails
+// its checks fails the call before any KMS call.
+func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache, whole bool) ([][]byte, []error) {
 	envs := make([]envelope, len(reqs))
 	aads := make([][]byte, len(reqs))
+	errs := make([]error, len(reqs))
 	var groups grouper
 	var scratch []byte
 	for i, r := range reqs {
-		fail := func(err error) error {
-			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
-		}
-		if err := r.Spec.Validate(); err != nil {
-			return nil, fail(err)
-		}
-		if !r.Spec.Mode.CanDecrypt() {
-			return nil, fail(ErrWriteOnly)
-		}
-		env, err := parseEnvelope(r.Stored)
+		env, aad, ref, err := r.prepare()
 		if err != nil {
-			return nil, fail(err)
-		}
-		ref, err := r.Spec.keyRef(r.ItemContext)
-		if err != nil {
-			return nil, fail(err)
-		}
-		if env.version == Version2 {
-			b, err := r.Binding.encode()
-			if err != nil {
-				return nil, fail(err)
+			errs[i] = r.Fail(err)
+			if whole {
+				return nil, errs
 			}
-			aads[i] = append(env.appendHeader(make([]byte, 0, env.headerLen()+len(b))), b...)
+			continue
 		}
-		envs[i] = env
+		envs[i], aads[i] = env, aad
 		scratch = appendLengthPrefixed(ref.appendID(scratch[:0]), env.encryptedKey)
 		groups.add(scratch, ref, i)
 	}
 	out := make([][]byte, len(reqs))
-	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
+	_ = e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
 		g := groups.order[gi]
-		first := reqs[g.reqs[0]]
-		fail := func(r OpenRequest, err error) error {
-			return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
-		}
 		plainKey, err := e.openingKey(ctx, g, envs[g.reqs[0]].encryptedKey, memo)
-		if err != nil {
-			return fail(first, err)
-		}
-		defer clear(plainKey)
-		aead, err := newGCM(plainKey)
-		if err != nil {
-			return fail(first, fmt.Errorf("%w: %w", ErrInvalidCiphertext, err))
+		var aead cipher.AEAD
+		if err == nil {
+			defer clear(plainKey)
+			if aead, err = newGCM(plainKey); err != nil {
+				err = fmt.Errorf("%w: %w", ErrInvalidCiphertext, err)
+			}
 		}
 		for _, i := range g.reqs {
-			env := envs[i]
-			plain, err := aead.Open(nil, env.nonce, env.ciphertext, aads[i])
 			if err != nil {
-				return fail(reqs[i], fmt.Errorf("%w: authentication failed", ErrInvalidCiphertext))
+				errs[i] = reqs[i].Fail(err)
+				continue
 			}
-			out[i] = plain
+			env := envs[i]
+			if out[i], errs[i] = aead.Open(nil, env.nonce, env.ciphertext, aads[i]); errs[i] != nil {
+				errs[i] = reqs[i].Fail(fmt.Errorf("%w: authentication failed", ErrInvalidCiphertext))
+			}
 		}
-		return nil
+		return nil // each request keeps its own error
 	})
-	if err != nil {
-		for _, p := range out {
-			clear(p)
-		}
-		return nil, err
+	return out, errs
+}
+
+// prepare checks a request before any KMS call and returns its envelope, the
+// additional data it authenticates and the key it was sealed under. The
+// value's own version decides whether it is bound, so a spec moved to
+// version 2 still opens version-1 values and one moved back still opens
+// version-2 values.
+func (r OpenRequest) prepare() (envelope, []byte, KeyRef, error) {
+	if err := r.Spec.Validate(); err != nil {
+		return envelope{}, nil, KeyRef{}, err
 	}
-	return out, nil
+	if !r.Spec.Mode.CanDecrypt() {
+		return envelope{}, nil, KeyRef{}, ErrWriteOnly
+	}
+	env, err := parseEnvelope(r.Stored)
+	if err != nil {
+		return envelope{}, nil, KeyRef{}, err
+	}
+	ref, err := r.Spec.keyRef(r.ItemContext)
+	if err != nil {
+		return envelope{}, nil, KeyRef{}, err
+	}
+	if env.version != Version2 {
+		return env, nil, ref, nil
+	}
+	b, err := r.Binding.encode()
+	if err != nil {
+		return envelope{}, nil, KeyRef{}, err
+	}
+	return env, append(env.appendHeader(make([]byte, 0, env.headerLen()+len(b))), b...), ref, nil
+}
+
+// Fail labels err as the failure of this request: an [*Error] naming its
+// attribute and key, e.g. for a value that could not even be read.
+func (r OpenRequest) Fail(err error) error {
+	return &Error{Op: OpDecrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
+}
+
+// Fail labels err as the failure of this request: an [*Error] naming its
+// attribute and key, e.g. for a value that could not be encoded.
+func (r SealRequest) Fail(err error) error {
+	return &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
 }
 
 // openingKey returns the plaintext of the group's encrypted data key: from

@@ -3,6 +3,8 @@ package enc
 import (
 	"io"
 	"time"
+
+	"github.com/dynoseal/dynoseal/internal/number"
 )
 
 // Hooks for tests in package enc_test.
@@ -41,7 +43,7 @@ func CachedKeyBuffers(e *Encryptor) [][]byte {
 	return out
 }
 
-var CanonicalNumber = canonicalNumber
+var CanonicalNumber = number.Canonical
 
 // SessionKeyBuffers returns the session memo's own plaintext key buffers
 // (not copies), so a test can check that Close wipes them.

@@ -58,7 +58,20 @@ func (s *Session) Open(ctx context.Context, reqs []OpenRequest) ([][]byte, error
 	if s == nil || s.e == nil || s.memo.isClosed() {
 		return nil, errNoSession
 	}
-	return s.e.open(ctx, reqs, s.memo)
+	return openAll(s.e.open(ctx, reqs, s.memo, true))
+}
+
+// OpenEach opens every request it can, as [Encryptor.OpenEach] does, taking
+// data keys that earlier calls of the session decrypted from its memo.
+func (s *Session) OpenEach(ctx context.Context, reqs []OpenRequest) ([][]byte, []error) {
+	if s == nil || s.e == nil || s.memo.isClosed() {
+		errs := make([]error, len(reqs))
+		for i := range errs {
+			errs[i] = errNoSession
+		}
+		return make([][]byte, len(reqs)), errs
+	}
+	return s.e.open(ctx, reqs, s.memo, false)
 }
 
 // Close wipes the remembered data keys and ends the session. It may be

@@ -1,110 +1,121 @@
 package field
 
-import "github.com/dynoseal/dynoseal/enc"
+import (
+	"reflect"
 
-// Cell is implemented by *Encrypted[T] for every T. Repositories use it to
-// seal values before a write and to open them after a read; application code
-// does not need it.
-type Cell interface {
-	// PendingPlaintext returns the bytes to seal when the value is new,
-	// changed or legacy plaintext; ok is false when there is nothing to seal.
-	PendingPlaintext() (plaintext []byte, ok bool, err error)
-	// SetSealed records stored as the sealed form of the pending value.
-	SetSealed(stored string)
-	// StoredCiphertext returns the loaded sealed form when it still has to be opened.
-	StoredCiphertext() (stored string, ok bool)
-	// SetOpened records the plaintext of the stored value.
-	SetOpened(plaintext []byte) error
-	// SetOpenError makes Value fail with err, e.g. enc.ErrWriteOnly.
-	SetOpenError(err error)
-	// KnownPlaintext returns the bytes of the plaintext when the value holds
-	// it, so a sealed value can be sealed again for another item.
-	KnownPlaintext() (plaintext []byte, ok bool, err error)
-	// Origin returns what SetOrigin recorded: where a sealed value belongs
-	// (the item and context it is bound to), or "" when that is unknown.
-	Origin() string
-	// SetOrigin records where the sealed value belongs.
-	SetOrigin(origin string)
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/internal/cell"
+)
+
+// seam is the repositories' view of an Encrypted (internal/cell.Cell); it
+// keeps those methods out of the user's.
+type seam[T any] Encrypted[T]
+
+// sealable is met by every *Encrypted[T], and by pointers to structs that
+// embed one (which cell.Is tells apart).
+type sealable interface {
+	cell() cell.Cell
+	encryptedType() reflect.Type
 }
 
-var _ Cell = (*Encrypted[string])(nil)
+func (e *Encrypted[T]) cell() cell.Cell { return (*seam[T])(e) }
 
-// PendingPlaintext implements Cell.
-func (e *Encrypted[T]) PendingPlaintext() ([]byte, bool, error) {
-	if e.state == nil || !e.state.pending {
+func (e *Encrypted[T]) encryptedType() reflect.Type { return reflect.TypeFor[Encrypted[T]]() }
+
+func init() {
+	cell.Register(cell.Kind{
+		Of: func(p any) cell.Cell { return p.(sealable).cell() },
+		Is: func(t reflect.Type) bool {
+			s, ok := reflect.New(t).Interface().(sealable)
+			return ok && s.encryptedType() == t
+		},
+		Check: checkType,
+	})
+}
+
+// update installs a changed copy of the state; states are never changed in
+// place, since copies of an Encrypted share them.
+func (c *seam[T]) update(change func(*state[T])) {
+	if c.state == nil {
+		return
+	}
+	s := *c.state
+	change(&s)
+	c.state = &s
+}
+
+func (c *seam[T]) Pending() ([]byte, bool, error) {
+	if c.state == nil || !c.state.pending {
 		return nil, false, nil
 	}
-	b, err := encodePlain(*e.state.value)
+	b, err := encodePlain(*c.state.value)
 	return b, err == nil, err
 }
 
-// SetSealed implements Cell.
-func (e *Encrypted[T]) SetSealed(stored string) {
-	if e.state == nil || !enc.IsEncrypted(stored) {
-		return
+func (c *seam[T]) Known() ([]byte, bool, error) {
+	if c.state == nil || !c.state.hasValue {
+		return nil, false, nil
 	}
-	s := *e.state
-	s.sealed, s.pending = &sealedForm{stored: stored}, false // bound to nothing until SetOrigin says where
-	e.state = &s
+	b, err := encodePlain(*c.state.value)
+	return b, err == nil, err
 }
 
-// StoredCiphertext implements Cell.
-func (e *Encrypted[T]) StoredCiphertext() (string, bool) {
-	s := e.state
-	if s == nil || s.hasValue || s.stored() == "" {
+func (c *seam[T]) Stored() (string, bool) {
+	s := c.state
+	if s == nil || s.hasValue || s.loadErr != nil || s.stored() == "" {
 		return "", false
 	}
 	return s.stored(), true
 }
 
-// SetOpened implements Cell.
-func (e *Encrypted[T]) SetOpened(plaintext []byte) error {
-	if e.state == nil {
+func (c *seam[T]) Sealed() string {
+	if c.state == nil || c.state.pending {
+		return ""
+	}
+	return c.state.stored()
+}
+
+func (c *seam[T]) LoadError() error {
+	if c.state == nil {
 		return nil
 	}
+	return c.state.loadErr
+}
+
+func (c *seam[T]) Reserve() *types.AttributeValueMemberS {
+	av := &types.AttributeValueMemberS{}
+	c.update(func(s *state[T]) { s.reserved = av })
+	return av
+}
+
+func (c *seam[T]) Opened(plaintext []byte) error {
 	v, err := decodePlain[T](plaintext)
 	if err != nil {
 		return err
 	}
-	s := *e.state
-	s.value, s.hasValue, s.openErr = &v, true, nil
-	e.state = &s
+	c.update(func(s *state[T]) { s.value, s.hasValue, s.openErr = &v, true, nil })
 	return nil
 }
 
-// SetOpenError implements Cell.
-func (e *Encrypted[T]) SetOpenError(err error) {
-	if e.state == nil {
-		return
-	}
-	s := *e.state
-	s.openErr = err
-	e.state = &s
+func (c *seam[T]) OpenFailed(err error) {
+	c.update(func(s *state[T]) { s.openErr = err })
 }
 
-// KnownPlaintext implements Cell.
-func (e *Encrypted[T]) KnownPlaintext() ([]byte, bool, error) {
-	if e.state == nil || !e.state.hasValue {
-		return nil, false, nil
-	}
-	b, err := encodePlain(*e.state.value)
-	return b, err == nil, err
-}
-
-// Origin implements Cell.
-func (e *Encrypted[T]) Origin() string {
-	if e.state == nil {
+func (c *seam[T]) Origin() string {
+	if c.state == nil {
 		return ""
 	}
-	return e.state.origin()
+	return c.state.origin()
 }
 
-// SetOrigin implements Cell.
-func (e *Encrypted[T]) SetOrigin(origin string) {
-	if e.state == nil {
-		return
-	}
-	s := *e.state
-	s.sealed = &sealedForm{stored: s.stored(), origin: origin}
-	e.state = &s
+func (c *seam[T]) SetOrigin(origin string) {
+	c.update(func(s *state[T]) { s.sealed = &sealedForm{stored: s.stored(), origin: origin} })
+}
+
+// loadFailed is an Encrypted whose stored attribute could not be loaded;
+// Value returns err, and the repository that read it reports it with the
+// item and path.
+func loadFailed[T any](err error) Encrypted[T] {
+	return Encrypted[T]{state: &state[T]{loadErr: err}}
 }

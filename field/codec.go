@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/internal/attrkind"
 )
 
 // The plaintext encoding (documented in docs/field-encryption.md, "Types"):
@@ -56,12 +57,12 @@ var typeChecks sync.Map // reflect.Type -> error (nil stored as errOK)
 
 var errOK = errors.New("ok")
 
-// CheckType reports whether t, a field.Encrypted[T] type, can be sealed: it
+// checkType reports whether t, a field.Encrypted[T] type, can be sealed: it
 // fails for a T that holds another Encrypted (whose JSON form is redacted),
 // for a struct in T that JSON sees no field of (its value would be lost), and
 // for a t that is not an Encrypted.
 // Repositories call it for every encrypted field when they are created.
-func CheckType(t reflect.Type) error {
+func checkType(t reflect.Type) error {
 	if t == nil || !t.Implements(sealedMarkerType) {
 		return fmt.Errorf("%v is not a field.Encrypted type", t)
 	}
@@ -407,33 +408,7 @@ func decodeLegacy[T any](av types.AttributeValue) (T, error) {
 	if err := attributevalue.Unmarshal(av, &v); err != nil {
 		var zero T
 		// attributevalue's message can quote the value: only name the types.
-		return zero, fmt.Errorf("%w: unencrypted (legacy) %s attribute does not load as %s", enc.ErrMalformed, avTypeName(av), rv.Type())
+		return zero, fmt.Errorf("%w: unencrypted (legacy) %s attribute does not load as %s", enc.ErrMalformed, attrkind.Of(av), rv.Type())
 	}
 	return v, nil
-}
-
-func avTypeName(av types.AttributeValue) string {
-	switch av.(type) {
-	case *types.AttributeValueMemberS:
-		return "S"
-	case *types.AttributeValueMemberN:
-		return "N"
-	case *types.AttributeValueMemberB:
-		return "B"
-	case *types.AttributeValueMemberBOOL:
-		return "BOOL"
-	case *types.AttributeValueMemberSS:
-		return "SS"
-	case *types.AttributeValueMemberNS:
-		return "NS"
-	case *types.AttributeValueMemberBS:
-		return "BS"
-	case *types.AttributeValueMemberL:
-		return "L"
-	case *types.AttributeValueMemberM:
-		return "M"
-	case *types.AttributeValueMemberNULL:
-		return "NULL"
-	}
-	return fmt.Sprintf("%T", av)
 }

@@ -20,7 +20,7 @@ import (
 func roundTrip[T any](t *testing.T, v T) (T, []byte) {
 	t.Helper()
 	e := NewEncrypted(v)
-	plain, ok, err := e.PendingPlaintext()
+	plain, ok, err := e.cell().Pending()
 	if err != nil || !ok {
 		t.Fatalf("PendingPlaintext of %T: ok=%v err=%v", v, ok, err)
 	}
@@ -29,7 +29,7 @@ func roundTrip[T any](t *testing.T, v T) (T, []byte) {
 	if err := loaded.UnmarshalDynamoDBAttributeValue(&types.AttributeValueMemberS{Value: enc.Prefix + "AQ=="}); err != nil {
 		t.Fatal(err)
 	}
-	if err := loaded.SetOpened(plain); err != nil {
+	if err := loaded.cell().Opened(plain); err != nil {
 		t.Fatalf("SetOpened(%q) as %T: %v", plain, v, err)
 	}
 	got, err := loaded.Value()
@@ -41,7 +41,7 @@ func roundTrip[T any](t *testing.T, v T) (T, []byte) {
 
 func sealError[T any](v T) error {
 	e := NewEncrypted(v)
-	_, _, err := e.PendingPlaintext()
+	_, _, err := e.cell().Pending()
 	return err
 }
 
@@ -309,17 +309,17 @@ func TestEncryptedInsideEncryptedIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another Encrypted") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("err = %v", err)
 	}
-	if err := CheckType(reflect.TypeFor[Encrypted[map[string][]Encrypted[int]]]()); err == nil || !strings.Contains(err.Error(), "field.Encrypted[map[string][]field.Encrypted[int]]") {
+	if err := checkType(reflect.TypeFor[Encrypted[map[string][]Encrypted[int]]]()); err == nil || !strings.Contains(err.Error(), "field.Encrypted[map[string][]field.Encrypted[int]]") {
 		t.Fatalf("CheckType of a map of Encrypted: %v", err)
 	}
-	if err := CheckType(reflect.TypeFor[Encrypted[everything]]()); err != nil {
-		t.Fatalf("CheckType(everything) = %v", err)
+	if err := checkType(reflect.TypeFor[Encrypted[everything]]()); err != nil {
+		t.Fatalf("checkType(everything) = %v", err)
 	}
 	type Recursive struct{ Next *Recursive }
-	if err := CheckType(reflect.TypeFor[Encrypted[Recursive]]()); err != nil {
-		t.Fatalf("CheckType(recursive) = %v", err)
+	if err := checkType(reflect.TypeFor[Encrypted[Recursive]]()); err != nil {
+		t.Fatalf("checkType(recursive) = %v", err)
 	}
-	if err := CheckType(reflect.TypeFor[everything]()); err == nil {
+	if err := checkType(reflect.TypeFor[everything]()); err == nil {
 		t.Fatal("CheckType accepted a type that is not an Encrypted")
 	}
 }
@@ -333,22 +333,22 @@ func TestOpenedBytesThatDoNotDecodeAreMalformedWithoutQuotingThem(t *testing.T) 
 		"syntax": {func(b []byte) error {
 			var e Encrypted[Card]
 			e.state = &state[Card]{sealed: &sealedForm{stored: "x"}}
-			return e.SetOpened(b)
+			return e.cell().Opened(b)
 		}, `{"Number": 4111x}`},
 		"overflow": {func(b []byte) error {
 			var e Encrypted[Card]
 			e.state = &state[Card]{sealed: &sealedForm{stored: "x"}}
-			return e.SetOpened(b)
+			return e.cell().Opened(b)
 		}, `{"Number": 4111}`},
 		"trailing": {func(b []byte) error {
 			var e Encrypted[int]
 			e.state = &state[int]{sealed: &sealedForm{stored: "x"}}
-			return e.SetOpened(b)
+			return e.cell().Opened(b)
 		}, `4111 4111`},
 		"time": {func(b []byte) error {
 			var e Encrypted[time.Time]
 			e.state = &state[time.Time]{sealed: &sealedForm{stored: "x"}}
-			return e.SetOpened(b)
+			return e.cell().Opened(b)
 		}, `"4111-99"`},
 	}
 	for name, c := range cases {
@@ -376,7 +376,7 @@ func TestStructWithoutJSONFieldsIsRefused(t *testing.T) {
 		"json dash only":  reflect.TypeFor[Encrypted[dashed]](),
 		"inside a slice":  reflect.TypeFor[Encrypted[[]hidden]](),
 	} {
-		if err := CheckType(typ); err == nil || !strings.Contains(err.Error(), "no field JSON can see") {
+		if err := checkType(typ); err == nil || !strings.Contains(err.Error(), "no field JSON can see") {
 			t.Errorf("%s: CheckType = %v, want a refusal", name, err)
 		}
 	}
@@ -385,12 +385,12 @@ func TestStructWithoutJSONFieldsIsRefused(t *testing.T) {
 		"empty struct":      reflect.TypeFor[Encrypted[struct{}]](),
 		"time":              reflect.TypeFor[Encrypted[time.Time]](),
 	} {
-		if err := CheckType(typ); err != nil {
+		if err := checkType(typ); err != nil {
 			t.Errorf("%s: CheckType = %v, want nil", name, err)
 		}
 	}
 	e := NewEncrypted(hidden{v: "secret"})
-	if _, ok, err := e.PendingPlaintext(); ok || err == nil {
+	if _, ok, err := e.cell().Pending(); ok || err == nil {
 		t.Fatalf("sealing a struct JSON cannot see: ok=%v err=%v", ok, err)
 	}
 }

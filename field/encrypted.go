@@ -55,6 +55,10 @@ type state[T any] struct {
 	pending  bool // value is new, changed or legacy plaintext: it must be sealed before a write
 	sealed   *sealedForm
 	openErr  error // why a loaded, sealed value has no plaintext
+	loadErr  error // why the stored attribute could not be loaded at all
+	// reserved is what a repository's copy marshals as while its value is
+	// being sealed; the repository fills it in (see internal/cell).
+	reserved *types.AttributeValueMemberS
 }
 
 type sealedForm struct {
@@ -97,6 +101,8 @@ func (e Encrypted[T]) Value() (T, error) {
 		return zero, nil
 	case s.hasValue:
 		return *s.value, nil
+	case s.loadErr != nil:
+		return zero, s.loadErr
 	case s.openErr != nil:
 		return zero, s.openErr
 	default:
@@ -133,6 +139,10 @@ func (e Encrypted[T]) MarshalDynamoDBAttributeValue() (types.AttributeValue, err
 	switch {
 	case s == nil:
 		return &types.AttributeValueMemberNULL{Value: true}, nil
+	case s.reserved != nil:
+		return s.reserved, nil
+	case s.loadErr != nil:
+		return nil, fmt.Errorf("field.Encrypted[%s]: the stored value could not be loaded, so it cannot be written back: %w", plainTypeName[T](), s.loadErr)
 	case s.pending || s.stored() == "":
 		return nil, fmt.Errorf("field.Encrypted[%s] holds a value that was never sealed (an Encrypted in an interface field, or marshalled outside a repository, is not sealed): %w", plainTypeName[T](), enc.ErrNotSealed)
 	default:
@@ -144,10 +154,16 @@ func (e Encrypted[T]) MarshalDynamoDBAttributeValue() (types.AttributeValue, err
 // by a repository. NULL (or a nil attribute) loads as absent. Any other value
 // without the enc.Prefix is plaintext written before the field was encrypted
 // (see "Types" in docs/field-encryption.md for how each T reads it): it loads
-// as plaintext and is sealed on the next write. Errors never quote the value.
+// as plaintext and is sealed on the next write.
+//
+// A stored value that cannot load as T (a type that does not fit, nesting
+// beyond DynamoDB's limits) does not fail the item: Value returns the reason,
+// wrapping enc.ErrMalformed, and a repository reports it with the item's key
+// and the attribute's path. Errors never quote the value.
 func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) error {
 	if err := checkAttributeValue(av, 0); err != nil {
-		return fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err)
+		*e = loadFailed[T](fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err))
+		return nil
 	}
 	switch v := av.(type) {
 	case nil, *types.AttributeValueMemberNULL:
@@ -161,7 +177,8 @@ func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) 
 	}
 	plain, err := decodeLegacy[T](av)
 	if err != nil {
-		return fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err)
+		*e = loadFailed[T](fmt.Errorf("field.Encrypted[%s]: %w", plainTypeName[T](), err))
+		return nil
 	}
 	*e = Encrypted[T]{state: &state[T]{value: &plain, hasValue: true, pending: true}}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/internal/cell"
 )
 
 func TestAbsentValueIsNullAndOmitEmptyDropsIt(t *testing.T) {
@@ -182,7 +183,7 @@ func TestLegacyValueIsSealedOnNextWrite(t *testing.T) {
 	if _, err := e.MarshalDynamoDBAttributeValue(); !errors.Is(err, enc.ErrNotSealed) {
 		t.Fatalf("a legacy value marshals without being sealed: %v", err)
 	}
-	plain, ok, err := e.PendingPlaintext()
+	plain, ok, err := cell.Of(&e).Pending()
 	if err != nil || !ok || string(plain) != "plain" {
 		t.Fatalf("PendingPlaintext = %q, %v, %v", plain, ok, err)
 	}
@@ -201,9 +202,17 @@ func TestBrokenAttributeValuesAreMalformed(t *testing.T) {
 		"unknown member":  &types.UnknownUnionMember{Tag: "X"},
 		"nested too deep": deep,
 	} {
+		// The item still loads; the value says why it is not there, and
+		// a repository reports it with the item's key and the path.
 		var e field.Encrypted[[]any]
-		if err := e.UnmarshalDynamoDBAttributeValue(av); !errors.Is(err, enc.ErrMalformed) {
-			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		if err := e.UnmarshalDynamoDBAttributeValue(av); err != nil {
+			t.Errorf("%s: %v, want the value to carry the error", name, err)
+		}
+		if _, err := e.Value(); !errors.Is(err, enc.ErrMalformed) {
+			t.Errorf("%s: Value() = %v, want ErrMalformed", name, err)
+		}
+		if _, err := e.MarshalDynamoDBAttributeValue(); !errors.Is(err, enc.ErrMalformed) {
+			t.Errorf("%s: written back: %v, want ErrMalformed", name, err)
 		}
 	}
 	var e field.Encrypted[string]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/internal/cell"
 )
 
 // The fuzzer's bytes describe an attribute value tree: a tag byte, then the
@@ -214,24 +215,34 @@ func exercise[T any](t *testing.T, av types.AttributeValue, opened []byte) {
 		}
 		return
 	}
+	// A value that does not load is kept with its reason, for the
+	// repository to report with the item and path.
+	if err := cell.Of(&e).LoadError(); err != nil {
+		if !errors.Is(err, enc.ErrMalformed) {
+			t.Fatalf("Encrypted[%T]: load error does not wrap ErrMalformed: %v", *new(T), err)
+		}
+		if _, verr := e.Value(); verr != err {
+			t.Fatalf("Encrypted[%T]: Value gives %v, not the load error %v", *new(T), verr, err)
+		}
+	}
 	_, _ = e.Value()
 	_ = e.IsSealed()
 	_ = e.IsPresent()
 	_ = e.Ciphertext()
 	_ = e.String()
-	if _, err := e.MarshalDynamoDBAttributeValue(); err != nil && !errors.Is(err, enc.ErrNotSealed) {
+	if _, err := e.MarshalDynamoDBAttributeValue(); err != nil && !errors.Is(err, enc.ErrNotSealed) && !errors.Is(err, enc.ErrMalformed) {
 		t.Fatalf("Encrypted[%T]: marshal back: %v", *new(T), err)
 	}
-	if plain, ok, err := e.PendingPlaintext(); ok && err == nil {
+	if plain, ok, err := cell.Of(&e).Pending(); ok && err == nil {
 		// A legacy value must be sealable: re-open what would be sealed.
 		var back field.Encrypted[T]
 		back.UnmarshalDynamoDBAttributeValue(&types.AttributeValueMemberS{Value: enc.Prefix + "AQ=="})
-		if err := back.SetOpened(plain); err != nil {
+		if err := cell.Of(&back).Opened(plain); err != nil {
 			t.Fatalf("Encrypted[%T]: a loaded legacy value does not decode from its own encoding: %v", *new(T), err)
 		}
 	}
-	if _, ok := e.StoredCiphertext(); ok {
-		if err := e.SetOpened(opened); err != nil && !errors.Is(err, enc.ErrMalformed) {
+	if _, ok := cell.Of(&e).Stored(); ok {
+		if err := cell.Of(&e).Opened(opened); err != nil && !errors.Is(err, enc.ErrMalformed) {
 			t.Fatalf("Encrypted[%T]: SetOpened error does not wrap ErrMalformed: %v", *new(T), err)
 		}
 		_, _ = e.Value()

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/internal/cell"
 )
 
 const (
@@ -191,7 +192,7 @@ func TestFmtHidesSealedFormOfUnexportedField(t *testing.T) {
 	if err := e.UnmarshalDynamoDBAttributeValue(&types.AttributeValueMemberS{Value: ciphertext}); err != nil {
 		t.Fatal(err)
 	}
-	e.SetOrigin("pk=USER#123|tenant=acme")
+	cell.Of(&e).SetOrigin("pk=USER#123|tenant=acme")
 	v := struct{ ssn field.Encrypted[string] }{e}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 		out := fmt.Sprintf(verb, v)

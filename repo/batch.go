@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,19 +20,6 @@ import (
 // DynamoDB rejects such a request as a whole, so the call is refused before
 // anything is sealed or sent.
 var ErrDuplicateKey = errors.New("dynoseal: duplicate key in batch")
-
-// ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
-// DynamoDB's 400 KB item limit. Nothing of the call is written.
-var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit")
-
-// DynamoDB's limits for one request. Item sizes are counted the way DynamoDB
-// counts them (attribute names plus values), not as JSON on the wire.
-const (
-	maxWritesPerRequest = 25
-	maxKeysPerRequest   = 100
-	maxRequestBytes     = 16 << 20
-	maxItemBytes        = 400 << 10
-)
 
 // BatchOptions tune BatchGet, BatchPut and BatchDelete.
 type BatchOptions struct {
@@ -137,32 +123,32 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]Key, len(items))
-	for i, item := range items {
-		keys[i] = r.keyOf(item)
+	ids := make([]string, len(items))
+	seen := make(map[string]int, len(items))
+	// Runs on each item's attributes before anything is sealed.
+	check := func(i int, m attrMap, size int) error {
+		id, err := r.keyID(m)
+		if err != nil {
+			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, r.keyOf(items[i]), err)
+		}
+		if j, dup := seen[id]; dup {
+			return fmt.Errorf("repo %s: BatchPut: key %s appears at %d and %d: %w", r.table, r.keyOf(items[i]), j, i, ErrDuplicateKey)
+		}
+		seen[id], ids[i] = i, id
+		return r.checkItemSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, size)
 	}
-	// Duplicate keys are refused here, before any KMS call; the stored keys
-	// marshal the same way, so they need no second check.
-	if _, err := r.keyMaps("BatchPut", keys); err != nil {
-		return err
-	}
-	avs, err := r.marshalAll(ctx, items)
+	ms, sizes, err := r.marshalItems(ctx, "BatchPut", items, check)
 	if err != nil {
 		return err
 	}
-	reqs := make([]types.WriteRequest, len(avs))
-	ids := make([]string, len(avs))
-	sizes := make([]int, len(avs))
-	for i, av := range avs {
-		if ids[i], err = r.keyID(av); err != nil {
-			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, keys[i].String(), err)
+	reqs := make([]types.WriteRequest, len(ms))
+	for i, m := range ms {
+		if err := r.checkItemSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, sizes[i]); err != nil {
+			return err
 		}
-		if sizes[i] = itemSize(av); sizes[i] > maxItemBytes {
-			return fmt.Errorf("repo %s: BatchPut: item %d %s is %d bytes: %w", r.table, i, keys[i].String(), sizes[i], ErrItemTooLarge)
-		}
-		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: av}}
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
 	}
-	return r.write(ctx, db, "BatchPut", keys, ids, sizes, reqs)
+	return r.write(ctx, db, "BatchPut", func(i int) Key { return r.keyOf(items[i]) }, ids, sizes, reqs)
 }
 
 // BatchDelete removes the items with keys, in requests of at most 25 keys,
@@ -190,11 +176,11 @@ func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) error {
 		sizes[i] = itemSize(km)
 		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: km}}
 	}
-	return r.write(ctx, db, "BatchDelete", keys, ids, sizes, reqs)
+	return r.write(ctx, db, "BatchDelete", func(i int) Key { return keys[i] }, ids, sizes, reqs)
 }
 
 // write sends reqs with BatchWriteItem; ids are their canonical keys.
-func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids []string, sizes []int, reqs []types.WriteRequest) error {
+func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) Key, ids []string, sizes []int, reqs []types.WriteRequest) error {
 	send := func(ctx context.Context, idx []int) ([]int, error) {
 		batch := make([]types.WriteRequest, len(idx))
 		for j, i := range idx {
@@ -221,7 +207,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids 
 	if len(left) == 0 {
 		return nil
 	}
-	return &BatchError{Op: op, Table: r.table, Unprocessed: pick(keys, left), Total: len(keys), Err: cause}
+	return &BatchError{Op: op, Table: r.table, Unprocessed: pick(keyAt, left), Total: len(reqs), Err: cause}
 }
 
 // BatchGet reads the items with keys and returns those that exist, in the
@@ -237,10 +223,10 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keys []Key, ids 
 //
 // Duplicate keys fail with ErrDuplicateKey before anything is sent. When
 // some keys could not be read, BatchGet returns the items it did read
-// together with a *BatchError naming the others. When the items read cannot
-// be opened (KMS denies the Decrypt, or ctx ends first), no item is returned
-// and the *BatchError names every key except those known to have no item,
-// wrapping the *enc.Error.
+// together with a *BatchError naming the others. Items that were read but
+// cannot be opened (a damaged value, KMS refusing a Decrypt, ctx ending
+// first) are left out too and named in the *BatchError, whose Err joins an
+// *ItemError for each; the items that opened are returned.
 func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
 	o, err := readOptions("BatchGet", 0, opts)
 	if err != nil {
@@ -265,7 +251,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	}
 	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
 	// The key attributes always come back, to match items to keys.
-	if request.ProjectionExpression, request.ExpressionAttributeNames, err = r.projectionOnly("BatchGet", o.Projection, r.tableKeyNames()); err != nil {
+	if request.ProjectionExpression, request.ExpressionAttributeNames, err = r.projectionOnly("BatchGet", o.Projection, r.plan.keyNames()); err != nil {
 		return nil, err
 	}
 
@@ -303,24 +289,28 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	}
 	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
 
-	var avs []attrMap
+	var raw []attrMap
 	var read []int
-	for i, av := range found {
-		if av != nil {
-			avs = append(avs, av)
+	for i, m := range found {
+		if m != nil {
+			raw = append(raw, m)
 			read = append(read, i)
 		}
 	}
-	items, err := r.unmarshalAll(ctx, avs)
-	if err != nil {
-		// The items read are not delivered either; only keys known to
-		// have no item are done.
-		undelivered := append(read, left...)
-		slices.Sort(undelivered)
-		return nil, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, undelivered), Total: len(keys), Err: joinCauses(err, cause)}
+	opened, errs := r.openItems(ctx, r.encryptor, "batch get", raw, false)
+	items := make([]T, 0, len(raw))
+	for n, err := range errs {
+		if err != nil {
+			left = append(left, read[n])
+			cause = joinErrors([]error{cause, err})
+			continue
+		}
+		items = append(items, opened[n])
 	}
 	if len(left) > 0 {
-		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keys, left), Total: len(keys), Err: cause}
+		slices.Sort(left)
+		keyAt := func(i int) Key { return keys[i] }
+		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keyAt, left), Total: len(keys), Err: cause}
 	}
 	return items, nil
 }
@@ -345,32 +335,6 @@ func (r *Repo[T]) keyMaps(op string, keys []Key) ([]attrMap, error) {
 		out[i] = km
 	}
 	return out, nil
-}
-
-// keyID returns a string that is equal for two attribute maps exactly when
-// DynamoDB sees the same primary key in them.
-func (r *Repo[T]) keyID(m attrMap) (string, error) {
-	var b strings.Builder
-	for _, k := range []*keyField{r.hash, r.rng} {
-		if k == nil {
-			continue
-		}
-		var kind, val string
-		switch v := m[k.name].(type) {
-		case *types.AttributeValueMemberS:
-			kind, val = "S", v.Value
-		case *types.AttributeValueMemberN:
-			kind, val = "N", canonicalNumber(v.Value)
-		case *types.AttributeValueMemberB:
-			kind, val = "B", string(v.Value)
-		case nil:
-			return "", fmt.Errorf("key attribute %s is missing", k.name)
-		default:
-			return "", fmt.Errorf("key attribute %s is a %T, want a string, number or binary", k.name, v)
-		}
-		fmt.Fprintf(&b, "%s%d:%s", kind, len(val), val)
-	}
-	return b.String(), nil
 }
 
 // match returns the positions in idx of the keys of ms, which DynamoDB
@@ -399,100 +363,6 @@ func (r *Repo[T]) match(idx []int, ids []string, ms []attrMap) ([]int, error) {
 	return out, nil
 }
 
-// canonicalNumber writes a DynamoDB number so that numbers DynamoDB treats as
-// equal ("10", "10.0", "1e1", "+10") give the same string.
-func canonicalNumber(s string) string {
-	num := strings.TrimSpace(s)
-	sign := ""
-	switch {
-	case strings.HasPrefix(num, "-"):
-		sign, num = "-", num[1:]
-	case strings.HasPrefix(num, "+"):
-		num = num[1:]
-	}
-	exp := 0
-	if i := strings.IndexAny(num, "eE"); i >= 0 {
-		e, err := strconv.Atoi(num[i+1:])
-		if err != nil {
-			return s
-		}
-		num, exp = num[:i], e
-	}
-	whole, frac, _ := strings.Cut(num, ".")
-	digits := whole + frac
-	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return s
-	}
-	exp -= len(frac)
-	digits = strings.TrimLeft(digits, "0")
-	if digits == "" {
-		return "0"
-	}
-	trimmed := strings.TrimRight(digits, "0")
-	exp += len(digits) - len(trimmed)
-	return sign + trimmed + "e" + strconv.Itoa(exp)
-}
-
-// itemSize is the size DynamoDB charges an item (or key) against its limits:
-// attribute names plus values, as its documentation describes.
-func itemSize(m attrMap) int {
-	n := 0
-	for name, v := range m {
-		n += len(name) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return numberSize(v.Value)
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range v.Value {
-			n += numberSize(s)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, b := range v.Value {
-			n += len(b)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + valueSize(e)
-		}
-		return n
-	default: // BOOL, NULL
-		return 1
-	}
-}
-
-// numberSize is one byte per two significant digits plus one.
-func numberSize(s string) int {
-	c := canonicalNumber(s)
-	digits, _, _ := strings.Cut(strings.TrimPrefix(c, "-"), "e")
-	return (len(digits)+1)/2 + 1
-}
-
 // chunk splits entries of the given sizes, in order, into runs of at most
 // maxCount entries and maxBytes bytes.
 func chunk(sizes []int, maxCount, maxBytes int) [][]int {
@@ -513,10 +383,10 @@ func chunk(sizes []int, maxCount, maxBytes int) [][]int {
 	return out
 }
 
-func pick(keys []Key, idx []int) []Key {
+func pick(keyAt func(int) Key, idx []int) []Key {
 	out := make([]Key, len(idx))
 	for j, i := range idx {
-		out[j] = keys[i]
+		out[j] = keyAt(i)
 	}
 	return out
 }

@@ -52,27 +52,6 @@ func TestChunkKeepsOrderWithinCountAndBytes(t *testing.T) {
 	}
 }
 
-func TestCanonicalNumber(t *testing.T) {
-	same := [][]string{
-		{"10", "10.0", "1e1", "+10", "0010", "100e-1", "1.0E1"},
-		{"0", "-0", "0.000", "0e5"},
-		{"-1.5", "-15e-1", "-1.50"},
-		{"123456789012345678901234567890", "1.2345678901234567890123456789e29"},
-	}
-	for _, group := range same {
-		for _, n := range group[1:] {
-			if canonicalNumber(n) != canonicalNumber(group[0]) {
-				t.Errorf("%s gives %q, %s gives %q", n, canonicalNumber(n), group[0], canonicalNumber(group[0]))
-			}
-		}
-	}
-	for _, pair := range [][2]string{{"1", "-1"}, {"1", "10"}, {"1.5", "15"}, {"abc", "0"}} {
-		if canonicalNumber(pair[0]) == canonicalNumber(pair[1]) {
-			t.Errorf("%s and %s give the same %q", pair[0], pair[1], canonicalNumber(pair[0]))
-		}
-	}
-}
-
 func TestItemSizeCountsLikeDynamoDB(t *testing.T) {
 	item := map[string]types.AttributeValue{
 		"pk":   &types.AttributeValueMemberS{Value: "héllo"},                                                                        // 2 + 6

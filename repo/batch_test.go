@@ -549,7 +549,7 @@ func TestBatchGetReportsKeysWhoseItemsCannotBeOpened(t *testing.T) {
 	keys.Fail = func(op string, _ enc.KeyRef) error { return enc.ErrAccessDenied }
 	got, err := r.BatchGet(ctx, batchAccountKeys(0, 8)) // 5..7 have no item
 	var be *repo.BatchError
-	if got != nil || !errors.As(err, &be) || !errors.Is(err, enc.ErrAccessDenied) {
+	if len(got) != 0 || !errors.As(err, &be) || !errors.Is(err, enc.ErrAccessDenied) {
 		t.Fatalf("got %d items, err %v", len(got), err)
 	}
 	if fmt.Sprint(be.Unprocessed) != fmt.Sprint(batchAccountKeys(0, 5)) || be.Total != 8 {

@@ -34,15 +34,15 @@ func TestMarshalAllSharesDataKeysPerTenant(t *testing.T) {
 		items = append(items, tenantItem{PK: fmt.Sprint(i), Tenant: fmt.Sprintf("tenant-%d", i%3),
 			A: field.NewEncrypted(fmt.Sprint("a", i)), B: field.NewEncrypted(fmt.Sprint("b", i))})
 	}
-	ms, err := r.marshalAll(ctx, items)
+	ms, _, err := r.marshalItems(ctx, "test", items, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := keys.Generates.Load(); n != 3 {
 		t.Fatalf("%d GenerateDataKey calls for 18 values of 3 tenants, want 3", n)
 	}
-	got, err := r.unmarshalAll(ctx, ms)
-	if err != nil {
+	got, errs := r.openItems(ctx, r.encryptor, "test", ms, false)
+	if err := joinErrors(errs); err != nil {
 		t.Fatal(err)
 	}
 	if n := keys.Decrypts.Load(); n != 3 {
@@ -57,19 +57,51 @@ func TestMarshalAllSharesDataKeysPerTenant(t *testing.T) {
 	}
 }
 
+type boundCard struct {
+	Number field.Encrypted[string] `dynamodbav:"number" enc:"t"`
+}
+
+type boundItem struct {
+	PK     string                             `dynamodbav:"pk" repo:"hash"`
+	Cards  []boundCard                        `dynamodbav:"cards"`
+	Odd    field.Encrypted[string]            `dynamodbav:"odd.name" enc:"t"`
+	Inner  struct{ X boundQuoted }            `dynamodbav:"m"`
+	Phones map[string]field.Encrypted[string] `dynamodbav:"phones" enc:"t"`
+}
+
+type boundQuoted struct {
+	V field.Encrypted[string] `dynamodbav:"[]" enc:"t"`
+}
+
+// Paths for messages keep list positions; bound paths leave them out and
+// quote names that look like path syntax, so that no two collide.
 func TestBoundPaths(t *testing.T) {
-	p := paths{}.field("cards").index(3).field("number")
-	if p.attr != "cards[3].number" || p.bound != "cards[].number" {
-		t.Fatalf("%+v", p)
+	reg := enc.NewRegistry()
+	reg.MustRegister("t", enc.Spec{KeyID: "k"})
+	r, err := New[boundItem]("t", WithRegistry(reg), WithEncryptor(enc.New(enctest.New())))
+	if err != nil {
+		t.Fatal(err)
 	}
-	q := paths{}.field("odd.name").field(`x"y`)
-	if q.bound != `["odd.name"]["x\"y"]` {
-		t.Fatalf("%+v", q)
+	item := boundItem{PK: "p", Cards: make([]boundCard, 4), Odd: field.NewEncrypted("o"),
+		Phones: map[string]field.Encrypted[string]{"home": field.NewEncrypted("h")}}
+	item.Cards[3].Number = field.NewEncrypted("n")
+	item.Inner.X.V = field.NewEncrypted("v")
+	got := map[string]string{}
+	w := walker{visit: func(fd found) error {
+		if fd.cell.Stored(); true {
+			got[fd.path] = fd.bound
+		}
+		return nil
+	}}
+	if err := w.walkStruct(reflect.ValueOf(&item).Elem(), r.root, "", ""); err != nil {
+		t.Fatal(err)
 	}
-	if r := (paths{}).field("m").field("[]"); r.bound != `m["[]"]` {
-		t.Fatalf("%+v", r)
+	want := map[string]string{
+		"cards[0].number": "cards[].number", "cards[1].number": "cards[].number",
+		"cards[2].number": "cards[].number", "cards[3].number": "cards[].number",
+		"odd.name": `["odd.name"]`, "m.X.[]": `m.X["[]"]`, "phones.home": `phones["home"]`,
 	}
-	if m := (paths{}).field("phones").key(reflect.ValueOf("home")); m.attr != "phones.home" || m.bound != `phones["home"]` {
-		t.Fatalf("%+v", m)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("paths %v, want %v", got, want)
 	}
 }

@@ -220,7 +220,7 @@ func TestContextFromIsCheckedByNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.Marshal(context.Background(), WithList{PK: "a", Tags: []string{"x"}, Sec: field.NewEncrypted("s")})
-	if !errors.Is(err, enc.ErrItemContext) || !strings.Contains(err.Error(), "tags") || !strings.Contains(err.Error(), "a list") {
+	if !errors.Is(err, enc.ErrItemContext) || !strings.Contains(err.Error(), "tags") || !strings.Contains(err.Error(), "is L") {
 		t.Fatalf("list context: %v", err)
 	}
 }

@@ -69,10 +69,10 @@ func TestKeyAttributeTypeFollowsOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if at, err := r.hash.attributeType(); err != nil || at != types.ScalarAttributeTypeS {
+	if at, err := attributeType(r.plan.hash); err != nil || at != types.ScalarAttributeTypeS {
 		t.Fatalf(`",string" int64 key: %v, %v; want S`, at, err)
 	}
-	if at, err := r.rng.attributeType(); err != nil || at != types.ScalarAttributeTypeN {
+	if at, err := attributeType(r.plan.rng); err != nil || at != types.ScalarAttributeTypeN {
 		t.Fatalf("uint8 key: %v, %v; want N", at, err)
 	}
 }

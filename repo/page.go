@@ -6,10 +6,12 @@ import (
 	"math"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// Page is one page of a query or scan read with QueryPage or ScanPage.
+// Page is one page of a query or scan read with QueryPage or ScanPage. When
+// some items of a page cannot be opened, QueryPage and ScanPage return the
+// page with the others together with an error joining an *ItemError for
+// each; Next still continues after the whole page.
 type Page[T any] struct {
 	// Items are the page's items, their encrypted fields opened.
 	Items []T
@@ -19,9 +21,6 @@ type Page[T any] struct {
 	// ErrInvalidToken for the tokens that are refused.
 	Next string
 }
-
-// attrMap is an item or key as DynamoDB sends it.
-type attrMap = map[string]types.AttributeValue
 
 // fetchFunc sends one Query or Scan request that starts after start (nil:
 // at the beginning) and evaluates at most limit items (0: no limit).
@@ -108,17 +107,13 @@ func (r *Repo[T]) stream(ctx context.Context, rd *reader, yield func(T, error) b
 			// Open only what will be returned.
 			items, last = items[:remaining], nil
 		}
-		ts, err := r.openItems(ctx, session, rd.op, items)
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		for _, t := range ts {
+		ts, errs := r.openItems(ctx, session, rd.op, items, false)
+		for i, t := range ts {
 			if err := ctx.Err(); err != nil {
 				yield(zero, r.pageFailed(ctx, rd.op, err))
 				return
 			}
-			if !yield(t, nil) {
+			if !yield(t, errs[i]) {
 				return
 			}
 		}
@@ -163,17 +158,20 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 			break
 		}
 	}
-	items, err := r.openItems(ctx, r.encryptor, rd.op, raw)
-	if err != nil {
-		return Page[T]{}, err
+	opened, errs := r.openItems(ctx, r.encryptor, rd.op, raw, false)
+	p := Page[T]{Items: make([]T, 0, len(opened))}
+	for i, t := range opened {
+		if errs[i] == nil {
+			p.Items = append(p.Items, t)
+		}
 	}
-	p := Page[T]{Items: items}
 	if len(start) > 0 {
+		var err error
 		if p.Next, err = encodeToken(rd.bind, start); err != nil {
 			return Page[T]{}, fmt.Errorf("repo %s: %s: page token: %w", r.table, rd.op, err)
 		}
 	}
-	return p, nil
+	return p, joinErrors(errs)
 }
 
 // keyAttributes returns the attributes of item that names name: its key, to
@@ -190,25 +188,16 @@ func keyAttributes(item attrMap, names []string) (attrMap, error) {
 	return key, nil
 }
 
-// tableKeyNames are the attributes of the table's primary key.
-func (r *Repo[T]) tableKeyNames() []string {
-	names := []string{r.hash.name}
-	if r.rng != nil {
-		names = append(names, r.rng.name)
-	}
-	return names
-}
-
 // readExpressions adds the filter and projection of o to b. A page that may
 // end mid-response (a filtered read of the table with a limit) also projects
 // the table's key attributes, to continue from the last item's key.
 func (r *Repo[T]) readExpressions(b expression.Builder, o ReadOptions, forPage bool) (expression.Builder, *reader) {
-	rd := &reader{limit: o.Limit, pageSize: o.PageSize, filtered: o.Filter != nil}
+	rd := &reader{limit: o.Limit, pageSize: o.PageSize, filtered: len(o.Filters) > 0}
 	if o.Index == "" {
-		rd.keyNames = r.tableKeyNames()
+		rd.keyNames = r.plan.keyNames()
 	}
-	if o.Filter != nil {
-		b = b.WithFilter(*o.Filter)
+	if filter, ok := and(o.Filters); ok {
+		b = b.WithFilter(filter)
 	}
 	var keys []string
 	if forPage && rd.filtered && rd.limit > 0 {

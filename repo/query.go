@@ -32,7 +32,10 @@ const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit
 // starts, pages are requested as the loop needs them, and none after it
 // breaks. Each range runs the query anew.
 //
-// An error ends the sequence: bad options, a key condition or filter that
+// An item that cannot be opened (a damaged value, a Decrypt KMS refuses)
+// is yielded as an *ItemError naming its key and attribute, and the
+// sequence goes on with the next item if the loop continues. Any other
+// error ends the sequence: bad options, a key condition or filter that
 // compares an encrypted attribute (ErrEncryptedComparison, found before any
 // request), a failed request (wrapping the SDK's error) or an ended context
 // (wrapping ctx.Err()).

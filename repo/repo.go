@@ -3,14 +3,11 @@ package repo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"sync"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -19,9 +16,6 @@ import (
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/kmsx"
 )
-
-// ErrNotFound is returned by Get when no item has the key.
-var ErrNotFound = errors.New("dynoseal: item not found")
 
 // API is the part of *dynamodb.Client that repositories use.
 type API interface {
@@ -86,52 +80,35 @@ type Repo[T any] struct {
 	table     string
 	client    API
 	encryptor *enc.Encryptor
-	plans     map[reflect.Type]*cellPlan
-	item      *itemPlan
-	hash, rng *keyField
+	plan      *plan
+	root      *structNode // T's encrypted values; nil when it has none
 	batch     BatchOptions
-	// openNeeds: see openingNeeds.
-	openNeeds map[string][]string
 }
 
-// New checks T once (keys, encrypted fields, their specs) and returns its
-// repository for table. A field.Encrypted without a registered spec fails
-// with an error wrapping enc.ErrNoSpec that names the field.
+// New checks T once (keys, encrypted fields, their specs, every tag) and
+// returns its repository for table. A field.Encrypted without a registered
+// spec fails with an error wrapping enc.ErrNoSpec that names the field; a
+// tag that would be accepted and do nothing fails too.
 func New[T any](table string, opts ...Option) (*Repo[T], error) {
-	o := Options{}
+	o := Options{Registry: enc.Default}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.Registry == nil {
-		o.Registry = enc.Default
 	}
 	if o.Encryptor == nil {
 		o.Encryptor = defaultEncryptor()
 	}
 	t := reflect.TypeFor[T]()
-	if t.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("repo: item type %s is not a struct", t)
-	}
 	if table == "" {
 		return nil, fmt.Errorf("repo: %s: empty table name", t)
-	}
-	hash, rng, err := keyFields(t)
-	if err != nil {
-		return nil, err
-	}
-	p := planner{registry: o.Registry, mode: o.Mode, plans: map[reflect.Type]*cellPlan{}}
-	if _, err := p.plan(t, t.Name()); err != nil {
-		return nil, err
 	}
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	item, err := newItemPlan(t, hash, rng, p.plans)
+	p, err := compile(t, o.Registry, o.Mode)
 	if err != nil {
 		return nil, err
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plans: p.plans, item: item, hash: hash, rng: rng,
-		batch: o.Batch.withDefaults(), openNeeds: openingNeeds(t, p.plans, hash, rng)}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plan: p, root: p.root, batch: o.Batch.withDefaults()}, nil
 }
 
 // Table returns the table name.
@@ -172,254 +149,57 @@ func formatKeyValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-func (r *Repo[T]) keyMap(k Key) (map[string]types.AttributeValue, error) {
-	if k.Hash == nil {
-		return nil, fmt.Errorf("repo %s: key has no hash value", r.table)
-	}
-	hv, err := r.hash.marshal(k.Hash)
-	if err != nil {
-		return nil, fmt.Errorf("repo %s: hash key %s: %w", r.table, r.hash.name, err)
-	}
-	m := map[string]types.AttributeValue{r.hash.name: hv}
-	switch {
-	case r.rng == nil && k.Range != nil:
-		return nil, fmt.Errorf("repo %s: table has no range key but the key has one", r.table)
-	case r.rng != nil && k.Range == nil:
-		return nil, fmt.Errorf("repo %s: key lacks the range key %s", r.table, r.rng.name)
-	case r.rng != nil:
-		rv, err := r.rng.marshal(k.Range)
-		if err != nil {
-			return nil, fmt.Errorf("repo %s: range key %s: %w", r.table, r.rng.name, err)
-		}
-		m[r.rng.name] = rv
-	}
-	return m, nil
-}
-
 // Marshal seals the encrypted fields of item and returns its attributes, for
 // callers who build their own requests. item itself is not changed.
 func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.AttributeValue, error) {
-	items, err := r.marshalAll(ctx, []T{item})
+	ms, _, err := r.marshalItems(ctx, "marshal", []T{item}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return items[0], nil
+	return ms[0], nil
 }
 
-// marshalAll seals every item's pending values with one data key per spec
-// for the whole call, then marshals them.
-func (r *Repo[T]) marshalAll(ctx context.Context, items []T) ([]map[string]types.AttributeValue, error) {
+// marshalItems seals the new and changed values of items, with one data key
+// per (key, region, context) for the whole call, and marshals them; sizes
+// are the items' sizes as DynamoDB counts them. check sees each item's
+// attributes and least size before anything is sealed, so a write that
+// cannot happen costs no KMS call.
+func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
-	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item}
+	s := sealing{p: r.plan}
+	out := make([]attrMap, len(items))
+	sizes := make([]int, len(items))
 	for i := range copies {
-		if err := s.add(reflect.ValueOf(&copies[i]).Elem()); err != nil {
-			return nil, err
+		v := reflect.ValueOf(&copies[i]).Elem()
+		if err := s.add(i, v, r.root); err != nil {
+			s.wipe()
+			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
-	}
-	if err := s.seal(ctx); err != nil {
-		return nil, err
-	}
-	out := make([]map[string]types.AttributeValue, len(copies))
-	for i := range copies {
-		m, err := marshalMap(copies[i])
+		m, err := marshalMap(v.Interface())
 		if err != nil {
-			return nil, fmt.Errorf("repo %s: marshal: %w", r.table, err)
+			s.wipe()
+			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
-		out[i] = m
-	}
-	return out, nil
-}
-
-// Unmarshal turns attributes into an item and opens its encrypted fields.
-func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (T, error) {
-	items, err := r.openItems(ctx, r.encryptor, "unmarshal", []attrMap{m})
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return items[0], nil
-}
-
-// openItems unmarshals items and opens their encrypted fields together, so
-// each distinct data key among them is decrypted once (by a session: once
-// for the whole session). Errors name the table and op.
-func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, items []attrMap) ([]T, error) {
-	ts, err := r.unmarshalWith(ctx, by, items)
-	if _, isEnc := enc.AsError(err); isEnc {
-		// Unmarshal errors already name the table; sealing errors do not.
-		return nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
-	}
-	return ts, err
-}
-
-// unmarshalAll is unmarshalWith the repository's encryptor.
-func (r *Repo[T]) unmarshalAll(ctx context.Context, ms []attrMap) ([]T, error) {
-	return r.unmarshalWith(ctx, r.encryptor, ms)
-}
-
-// valueOpener opens sealed values: an *enc.Encryptor for one call, an
-// *enc.Session for the calls of one iteration.
-type valueOpener interface {
-	Open(ctx context.Context, reqs []enc.OpenRequest) ([][]byte, error)
-}
-
-func (r *Repo[T]) unmarshalWith(ctx context.Context, by valueOpener, ms []attrMap) ([]T, error) {
-	items := make([]T, len(ms))
-	o := opener{by: by, plans: r.plans, item: r.item}
-	for i, m := range ms {
-		if err := attributevalue.UnmarshalMap(m, &items[i]); err != nil {
-			return nil, fmt.Errorf("repo %s: unmarshal: %w", r.table, err)
-		}
-		if err := o.add(reflect.ValueOf(&items[i]).Elem(), m); err != nil {
-			return nil, err
+		out[i], sizes[i] = m, itemSize(m)
+		if check != nil {
+			if err := check(i, m, sizes[i]+s.pendingSize(i)); err != nil {
+				s.wipe()
+				return nil, nil, err
+			}
 		}
 	}
-	if err := o.open(ctx); err != nil {
-		return nil, err
+	if err := s.seal(ctx, r.encryptor, out, nil); err != nil {
+		return nil, nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
 	}
-	return items, nil
+	for i := range sizes {
+		sizes[i] += s.sealedSize(i)
+	}
+	return out, sizes, nil
 }
 
-// Put writes item, replacing any item with the same key. Its new or changed
-// encrypted values are sealed first; if sealing fails nothing is written.
-// It takes If, IfNotExists, IfExists and ReturnCurrentOnFailure; a condition
-// that does not hold gives a *ConditionFailedError[T].
-func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
-	o, err := writeOptions("Put", 0, opts)
-	if err != nil {
-		return err
-	}
-	cond, err := r.condition("put", o)
-	if err != nil {
-		return err
-	}
-	db, err := r.db()
-	if err != nil {
-		return err
-	}
-	av, err := r.Marshal(ctx, item)
-	if err != nil {
-		return err
-	}
-	k := r.keyOf(item)
-	if err := r.checkItemSize("put", k, av); err != nil {
-		return err
-	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: av, ReturnValuesOnConditionCheckFailure: onFailure(o)}
-	if cond != nil {
-		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = cond.expr, cond.names, cond.values
-	}
-	if _, err := db.PutItem(ctx, in); err != nil {
-		return r.writeError(ctx, "put", k, o, err)
-	}
-	return nil
-}
-
-// Get reads the item with key k and opens its encrypted fields. A missing
-// item gives ErrNotFound. It takes ConsistentRead and Project.
-func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
-	var zero T
-	o, err := readOptions("Get", 0, opts)
-	if err != nil {
-		return zero, err
-	}
-	db, err := r.db()
-	if err != nil {
-		return zero, err
-	}
-	km, err := r.keyMap(k)
-	if err != nil {
-		return zero, err
-	}
-	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
-	if in.ProjectionExpression, in.ExpressionAttributeNames, err = r.projectionOnly("get", o.Projection, nil); err != nil {
-		return zero, err
-	}
-	out, err := db.GetItem(ctx, in)
-	if err != nil {
-		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
-	}
-	if out.Item == nil {
-		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
-	}
-	items, err := r.openItems(ctx, r.encryptor, "get "+k.String(), []attrMap{out.Item})
-	if err != nil {
-		return zero, err
-	}
-	return items[0], nil
-}
-
-// Delete removes the item with key k. Deleting a missing item is not an
-// error unless IfExists says so. It takes If, IfExists and
-// ReturnCurrentOnFailure; a condition that does not hold gives a
-// *ConditionFailedError[T]. DeleteReturning also returns the item.
-func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error {
-	o, err := writeOptions("Delete", 0, opts)
-	if err != nil {
-		return err
-	}
-	_, err = r.deleteItem(ctx, k, o, "")
-	return err
-}
-
-// CreateTable creates the repository's table with on-demand billing and the
-// key schema of T, and waits until it is active. Change the request with fns
-// (e.g. to add indexes).
-func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateTableInput)) error {
-	db, err := r.db()
-	if err != nil {
-		return err
-	}
-	in := &dynamodb.CreateTableInput{
-		TableName:   aws.String(r.table),
-		BillingMode: types.BillingModePayPerRequest,
-	}
-	for _, k := range []*keyField{r.hash, r.rng} {
-		if k == nil {
-			continue
-		}
-		at, err := k.attributeType()
-		if err != nil {
-			return fmt.Errorf("repo %s: key %s: %w", r.table, k.name, err)
-		}
-		kt := types.KeyTypeHash
-		if k == r.rng {
-			kt = types.KeyTypeRange
-		}
-		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.name), KeyType: kt})
-		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(k.name), AttributeType: at})
-	}
-	for _, fn := range fns {
-		fn(in)
-	}
-	if _, err := db.CreateTable(ctx, in); err != nil {
-		return fmt.Errorf("repo %s: create table: %w", r.table, err)
-	}
-	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
-		o.MinDelay = 100 * time.Millisecond
-		o.MaxDelay = 2 * time.Second
-	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.table)}, 2*time.Minute); err != nil {
-		return fmt.Errorf("repo %s: wait for table: %w", r.table, err)
-	}
-	return nil
-}
-
-func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {
-	switch t.Kind() {
-	case reflect.String:
-		return types.ScalarAttributeTypeS, nil
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return types.ScalarAttributeTypeN, nil
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return types.ScalarAttributeTypeB, nil
-		}
-	}
-	return "", fmt.Errorf("type %s cannot be a key (want a string, number or []byte)", t)
+func (r *Repo[T]) itemFailed(op string, k Key, err error) error {
+	return &ItemError{Table: r.table, Op: op, Key: k, Err: err}
 }
 
 // marshalMap is attributevalue.MarshalMap, except that `omitempty` also
@@ -431,19 +211,69 @@ func marshalMap(v any) (map[string]types.AttributeValue, error) {
 	})
 }
 
-// checkItemSize refuses an item DynamoDB would refuse, naming its largest
-// attribute: sealing makes a value about a third larger than its plaintext,
-// which is easy to overlook.
-func (r *Repo[T]) checkItemSize(op string, k Key, av map[string]types.AttributeValue) error {
-	size := itemSize(av)
-	if size <= maxItemBytes {
-		return nil
+// Unmarshal turns attributes into an item and opens its encrypted fields.
+func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (T, error) {
+	items, errs := r.openItems(ctx, r.encryptor, "unmarshal", []attrMap{m}, false)
+	return items[0], errs[0]
+}
+
+// openItems unmarshals items and opens their encrypted fields together, so
+// each distinct data key among them is decrypted once (by a session: once
+// for the whole session). errs[i] is the *ItemError of items[i], which is
+// then the zero T. With lenient, values that do not open stay sealed and
+// their items are returned (see opening.lenient).
+func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, raw []attrMap, lenient bool) ([]T, []error) {
+	items := make([]T, len(raw))
+	o := opening{p: r.plan, failed: make([]error, len(raw)), lenient: lenient}
+	for i, m := range raw {
+		if err := attributevalue.UnmarshalMap(m, &items[i]); err != nil {
+			o.failed[i] = err
+			continue
+		}
+		o.add(i, reflect.ValueOf(&items[i]).Elem(), m, r.root)
 	}
-	largest, largestSize := "", 0
-	for name, v := range av {
-		if n := len(name) + valueSize(v); n > largestSize {
-			largest, largestSize = name, n
+	o.open(ctx, by)
+	for i, err := range o.failed {
+		if err != nil {
+			var zero T
+			items[i], o.failed[i] = zero, r.itemFailed(op, r.keyOfRaw(raw[i]), err)
 		}
 	}
-	return fmt.Errorf("repo %s: %s %s: item is %d bytes, largest attribute %q is %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
+	return items, o.failed
+}
+
+// keyOf returns the primary key of item, for messages.
+func (r *Repo[T]) keyOf(item T) Key {
+	v := reflect.ValueOf(item)
+	var k Key
+	if f, err := v.FieldByIndexErr(r.plan.hash.index); err == nil {
+		k.Hash = f.Interface()
+	}
+	if r.plan.rng != nil {
+		if f, err := v.FieldByIndexErr(r.plan.rng.index); err == nil {
+			k.Range = f.Interface()
+		}
+	}
+	return k
+}
+
+// keyOfRaw returns the primary key of an item as read, for messages.
+func (r *Repo[T]) keyOfRaw(m attrMap) Key {
+	var k Key
+	for _, f := range []*attr{r.plan.hash, r.plan.rng} {
+		if f == nil {
+			continue
+		}
+		v := reflect.New(f.wrapper)
+		var got any
+		if attributevalue.UnmarshalMap(attrMap{f.name: m[f.name]}, v.Interface()) == nil {
+			got = v.Elem().Field(0).Interface()
+		}
+		if f == r.plan.hash {
+			k.Hash = got
+		} else {
+			k.Range = got
+		}
+	}
+	return k
 }

@@ -97,7 +97,7 @@ func (r *Repo[T]) newScan(op string, opts []ReadOption, forPage bool) (*scan, er
 	}
 	s := &scan{op: op, o: o, db: db, in: dynamodb.ScanInput{TableName: aws.String(r.table)}}
 	b, rd := r.readExpressions(expression.NewBuilder(), o, forPage)
-	if o.Filter != nil || len(o.Projection) > 0 {
+	if len(o.Filters) > 0 || len(o.Projection) > 0 {
 		e, err := b.Build()
 		if err != nil {
 			return nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
@@ -154,6 +154,7 @@ func (s *scan) reader(seg, total int) *reader {
 // scanned is one opened page of a parallel scan, or the error that ended a segment.
 type scanned[T any] struct {
 	items []T
+	errs  []error // per item: see openItems
 	err   error
 }
 
@@ -233,12 +234,8 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 					if limited {
 						items = items[:budget.take(len(items))]
 					}
-					ts, err := r.openItems(ctx, session, s.op, items)
-					if err != nil {
-						send(scanned[T]{err: err})
-						return
-					}
-					if len(ts) > 0 && !send(scanned[T]{items: ts}) {
+					ts, errs := r.openItems(ctx, session, s.op, items, false)
+					if len(ts) > 0 && !send(scanned[T]{items: ts, errs: errs}) {
 						return
 					}
 					if len(last) == 0 {
@@ -264,12 +261,12 @@ func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error
 			yield(zero, p.err)
 			return
 		}
-		for _, t := range p.items {
+		for i, t := range p.items {
 			if err := ctx.Err(); err != nil {
 				yield(zero, r.pageFailed(ctx, s.op, err))
 				return
 			}
-			if !yield(t, nil) {
+			if !yield(t, p.errs[i]) {
 				return
 			}
 			yielded++

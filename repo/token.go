@@ -7,10 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/internal/attrkind"
 )
 
 // ErrInvalidToken is returned by QueryPage and ScanPage for a page token that
@@ -31,21 +34,19 @@ var ErrInvalidToken = errors.New("dynoseal: invalid page token")
 // accidents and mix-ups, not against a forger; the most a forged token does
 // is start the same query (or scan segment) at a key of the forger's choice.
 //
-// The key is encoded in a small self-describing binary form that keeps every
-// DynamoDB type exactly (numbers stay strings, sets stay sets), which JSON
-// through attributevalue would not.
+// The key is encoded in a small binary form of its attributes, each S, N or
+// B, that keeps numbers exactly as DynamoDB wrote them.
 //
 // Tokens are not encrypted: they reveal the key values of the last item read,
 // as DynamoDB's LastEvaluatedKey does.
 const (
-	// Version 1 checked the query only, not the key.
-	tokenVersion = 2
+	// Version 1 checked the query only, not the key; version 2 encoded
+	// every attribute type.
+	tokenVersion = 3
 	checkSize    = 8
 	// Keys are at most a few KB (2 KB hash, 1 KB range, the same again for an
 	// index); anything much longer was not made here.
 	maxTokenLen = 32 << 10
-	// DynamoDB nests documents at most 32 levels deep.
-	maxTokenDepth = 32
 )
 
 // binding identifies one query or scan: a hash of its parts.
@@ -105,7 +106,7 @@ func decodeToken(token string, want binding) (map[string]types.AttributeValue, e
 		return nil, fmt.Errorf("%w: it belongs to another query or scan, or was damaged", ErrInvalidToken)
 	}
 	d := tokenDecoder{b: encoded}
-	key, err := d.readMap(0)
+	key, err := d.readMap()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -118,18 +119,11 @@ func decodeToken(token string, want binding) (map[string]types.AttributeValue, e
 	return key, nil
 }
 
-// Type tags of encoded attribute values.
+// Type tags of encoded attribute values. A key holds only S, N and B.
 const (
 	tagS byte = iota + 1
 	tagN
 	tagB
-	tagBOOL
-	tagNULL
-	tagSS
-	tagNS
-	tagBS
-	tagL
-	tagM
 )
 
 func appendBytes(buf, b []byte) []byte {
@@ -137,90 +131,28 @@ func appendBytes(buf, b []byte) []byte {
 	return append(buf, b...)
 }
 
-func appendStrings(buf []byte, ss []string) []byte {
-	buf = binary.AppendUvarint(buf, uint64(len(ss)))
-	for _, s := range ss {
-		buf = appendBytes(buf, []byte(s))
-	}
-	return buf
-}
-
 // appendMap writes the names in sorted order, so equal maps encode equally.
 func appendMap(buf []byte, m map[string]types.AttributeValue) ([]byte, error) {
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	buf = binary.AppendUvarint(buf, uint64(len(names)))
-	for _, name := range names {
+	buf = binary.AppendUvarint(buf, uint64(len(m)))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		buf = appendBytes(buf, []byte(name))
-		var err error
-		if buf, err = appendValue(buf, m[name]); err != nil {
-			return nil, fmt.Errorf("attribute %q: %w", name, err)
+		switch v := m[name].(type) {
+		case *types.AttributeValueMemberS:
+			buf = appendBytes(append(buf, tagS), []byte(v.Value))
+		case *types.AttributeValueMemberN:
+			buf = appendBytes(append(buf, tagN), []byte(v.Value))
+		case *types.AttributeValueMemberB:
+			buf = appendBytes(append(buf, tagB), v.Value)
+		default:
+			return nil, fmt.Errorf("attribute %q is %s; a key holds only S, N and B", name, attrkind.Of(v))
 		}
 	}
 	return buf, nil
 }
 
-func appendValue(buf []byte, v types.AttributeValue) ([]byte, error) {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return appendBytes(append(buf, tagS), []byte(v.Value)), nil
-	case *types.AttributeValueMemberN:
-		return appendBytes(append(buf, tagN), []byte(v.Value)), nil
-	case *types.AttributeValueMemberB:
-		return appendBytes(append(buf, tagB), v.Value), nil
-	case *types.AttributeValueMemberBOOL:
-		b := byte(0)
-		if v.Value {
-			b = 1
-		}
-		return append(buf, tagBOOL, b), nil
-	case *types.AttributeValueMemberNULL:
-		b := byte(0)
-		if v.Value {
-			b = 1
-		}
-		return append(buf, tagNULL, b), nil
-	case *types.AttributeValueMemberSS:
-		return appendStrings(append(buf, tagSS), v.Value), nil
-	case *types.AttributeValueMemberNS:
-		return appendStrings(append(buf, tagNS), v.Value), nil
-	case *types.AttributeValueMemberBS:
-		buf = binary.AppendUvarint(append(buf, tagBS), uint64(len(v.Value)))
-		for _, b := range v.Value {
-			buf = appendBytes(buf, b)
-		}
-		return buf, nil
-	case *types.AttributeValueMemberL:
-		buf = binary.AppendUvarint(append(buf, tagL), uint64(len(v.Value)))
-		for i, e := range v.Value {
-			var err error
-			if buf, err = appendValue(buf, e); err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-		return buf, nil
-	case *types.AttributeValueMemberM:
-		return appendMap(append(buf, tagM), v.Value)
-	default:
-		return nil, fmt.Errorf("cannot encode attribute value of type %T", v)
-	}
-}
-
 type tokenDecoder struct{ b []byte }
 
 var errTruncated = errors.New("truncated")
-
-func (d *tokenDecoder) readByte() (byte, error) {
-	if len(d.b) == 0 {
-		return 0, errTruncated
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c, nil
-}
 
 // readCount reads a length or element count. Every element takes at least
 // one byte, so a count beyond the bytes left is damage, not a reason to
@@ -247,37 +179,7 @@ func (d *tokenDecoder) readBytes() ([]byte, error) {
 	return b, nil
 }
 
-func (d *tokenDecoder) readStrings() ([]string, error) {
-	n, err := d.readCount()
-	if err != nil {
-		return nil, err
-	}
-	ss := make([]string, n)
-	for i := range ss {
-		b, err := d.readBytes()
-		if err != nil {
-			return nil, err
-		}
-		ss[i] = string(b)
-	}
-	return ss, nil
-}
-
-func (d *tokenDecoder) readFlag() (bool, error) {
-	b, err := d.readByte()
-	if err != nil {
-		return false, err
-	}
-	if b > 1 {
-		return false, fmt.Errorf("bad boolean %d", b)
-	}
-	return b == 1, nil
-}
-
-func (d *tokenDecoder) readMap(depth int) (map[string]types.AttributeValue, error) {
-	if depth > maxTokenDepth {
-		return nil, errors.New("nested too deeply")
-	}
+func (d *tokenDecoder) readMap() (map[string]types.AttributeValue, error) {
 	n, err := d.readCount()
 	if err != nil {
 		return nil, err
@@ -290,84 +192,34 @@ func (d *tokenDecoder) readMap(depth int) (map[string]types.AttributeValue, erro
 			return nil, err
 		}
 		// The encoder sorts names; anything else was changed on the way.
-		if i > 0 && strings.Compare(string(name), prev) <= 0 {
+		if i > 0 && string(name) <= prev {
 			return nil, errors.New("attribute names out of order")
 		}
 		prev = string(name)
-		if m[prev], err = d.readValue(depth); err != nil {
+		if m[prev], err = d.readValue(); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-func (d *tokenDecoder) readValue(depth int) (types.AttributeValue, error) {
-	tag, err := d.readByte()
+func (d *tokenDecoder) readValue() (types.AttributeValue, error) {
+	if len(d.b) == 0 {
+		return nil, errTruncated
+	}
+	tag := d.b[0]
+	d.b = d.b[1:]
+	b, err := d.readBytes()
 	if err != nil {
 		return nil, err
 	}
 	switch tag {
-	case tagS, tagN, tagB:
-		b, err := d.readBytes()
-		if err != nil {
-			return nil, err
-		}
-		switch tag {
-		case tagS:
-			return &types.AttributeValueMemberS{Value: string(b)}, nil
-		case tagN:
-			return &types.AttributeValueMemberN{Value: string(b)}, nil
-		}
+	case tagS:
+		return &types.AttributeValueMemberS{Value: string(b)}, nil
+	case tagN:
+		return &types.AttributeValueMemberN{Value: string(b)}, nil
+	case tagB:
 		return &types.AttributeValueMemberB{Value: b}, nil
-	case tagBOOL:
-		v, err := d.readFlag()
-		return &types.AttributeValueMemberBOOL{Value: v}, err
-	case tagNULL:
-		v, err := d.readFlag()
-		return &types.AttributeValueMemberNULL{Value: v}, err
-	case tagSS, tagNS:
-		ss, err := d.readStrings()
-		if err != nil {
-			return nil, err
-		}
-		if tag == tagSS {
-			return &types.AttributeValueMemberSS{Value: ss}, nil
-		}
-		return &types.AttributeValueMemberNS{Value: ss}, nil
-	case tagBS:
-		n, err := d.readCount()
-		if err != nil {
-			return nil, err
-		}
-		bs := make([][]byte, n)
-		for i := range bs {
-			if bs[i], err = d.readBytes(); err != nil {
-				return nil, err
-			}
-		}
-		return &types.AttributeValueMemberBS{Value: bs}, nil
-	case tagL:
-		if depth >= maxTokenDepth {
-			return nil, errors.New("nested too deeply")
-		}
-		n, err := d.readCount()
-		if err != nil {
-			return nil, err
-		}
-		l := make([]types.AttributeValue, n)
-		for i := range l {
-			if l[i], err = d.readValue(depth + 1); err != nil {
-				return nil, err
-			}
-		}
-		return &types.AttributeValueMemberL{Value: l}, nil
-	case tagM:
-		m, err := d.readMap(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		return &types.AttributeValueMemberM{Value: m}, nil
-	default:
-		return nil, fmt.Errorf("unknown type tag %d", tag)
 	}
+	return nil, fmt.Errorf("unknown type tag %d", tag)
 }

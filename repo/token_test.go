@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// everyType holds one value of each DynamoDB type, including the edge
-// cases: empty strings and bytes, numbers that float64 would change, empty
-// sets and nested documents.
-func everyType() map[string]types.AttributeValue {
+// keyTypes holds one value of each type a key can have (S, N, B),
+// including the edge cases: empty strings and bytes, numbers that float64
+// would change.
+func keyTypes() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		"s":       &types.AttributeValueMemberS{Value: "USER#1 ü/+?&="},
 		"empty":   &types.AttributeValueMemberS{Value: ""},
@@ -23,27 +23,13 @@ func everyType() map[string]types.AttributeValue {
 		"neg":     &types.AttributeValueMemberN{Value: "-1E-130"},
 		"b":       &types.AttributeValueMemberB{Value: []byte{0, 0xff, 1}},
 		"b empty": &types.AttributeValueMemberB{Value: []byte{}},
-		"t":       &types.AttributeValueMemberBOOL{Value: true},
-		"f":       &types.AttributeValueMemberBOOL{Value: false},
-		"null":    &types.AttributeValueMemberNULL{Value: true},
-		"ss":      &types.AttributeValueMemberSS{Value: []string{"b", "a"}},
-		"ns":      &types.AttributeValueMemberNS{Value: []string{"1", "0.5"}},
-		"bs":      &types.AttributeValueMemberBS{Value: [][]byte{{1}, {}}},
-		"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{
-			&types.AttributeValueMemberS{Value: "x"},
-			&types.AttributeValueMemberL{Value: []types.AttributeValue{}},
-			&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"k": &types.AttributeValueMemberN{Value: "7"}}},
-		}},
-		"m": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-			"":      &types.AttributeValueMemberS{Value: "empty name"},
-			"inner": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
-		}},
+		"":        &types.AttributeValueMemberS{Value: "empty name"},
 	}
 }
 
-func TestTokenRoundTripsEveryType(t *testing.T) {
+func TestTokenRoundTripsEveryKeyType(t *testing.T) {
 	b := bindTo([]byte("query"), []byte("t"))
-	key := everyType()
+	key := keyTypes()
 	token, err := encodeToken(b, key)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +62,7 @@ func TestTokenRoundTripsEveryType(t *testing.T) {
 
 func TestTokenRejectsDamage(t *testing.T) {
 	b := bindTo([]byte("query"), []byte("t"))
-	token, err := encodeToken(b, everyType())
+	token, err := encodeToken(b, keyTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,17 +78,16 @@ func TestTokenRejectsDamage(t *testing.T) {
 		"not base64":      "a b",
 		"line breaks":     token[:10] + "\n" + token[10:],
 		"std base64":      base64.StdEncoding.EncodeToString(raw),
-		"other binding":   mustToken(t, bindTo([]byte("scan"), []byte("t")), everyType()),
+		"other binding":   mustToken(t, bindTo([]byte("scan"), []byte("t")), keyTypes()),
 		"other version":   enc(append([]byte{1}, raw[1:]...)),
 		"trailing bytes":  enc(append(append([]byte{}, raw...), 0)),
-		"check of a key":  enc(append(append([]byte{}, raw[:1+checkSize]...), 1, 1, 'a', tagNULL, 1)),
-		"unknown tag":     craft(1, 1, 'a', 99),
-		"bad boolean":     craft(1, 1, 'a', tagBOOL, 2),
+		"check of a key":  enc(append(append([]byte{}, raw[:1+checkSize]...), 1, 1, 'a', tagS, 0)),
+		"unknown tag":     craft(1, 1, 'a', 99, 0),
+		"old list tag":    craft(1, 1, 'a', 9, 0),
 		"empty key":       craft(0),
 		"huge count":      craft(0xff, 0xff, 0xff, 0xff, 0x0f),
-		"names unordered": craft(2, 1, 'b', tagNULL, 1, 1, 'a', tagNULL, 1),
-		"names repeated":  craft(2, 1, 'a', tagNULL, 1, 1, 'a', tagNULL, 1),
-		"too deep":        craft(append([]byte{1, 1, 'a'}, deepList(40)...)...),
+		"names unordered": craft(2, 1, 'b', tagS, 0, 1, 'a', tagS, 0),
+		"names repeated":  craft(2, 1, 'a', tagS, 0, 1, 'a', tagS, 0),
 		"crafted trailer": craft(append(append([]byte{}, raw[1+checkSize:]...), 0)...),
 		"too long":        strings.Repeat("A", maxTokenLen+1),
 	}
@@ -145,14 +130,6 @@ func TestTokenCheckCoversTheKey(t *testing.T) {
 	}
 }
 
-func deepList(depth int) []byte {
-	var b []byte
-	for range depth {
-		b = append(b, tagL, 1)
-	}
-	return append(b, tagNULL, 1)
-}
-
 func mustToken(t *testing.T, b binding, key map[string]types.AttributeValue) string {
 	t.Helper()
 	tok, err := encodeToken(b, key)
@@ -163,9 +140,12 @@ func mustToken(t *testing.T, b binding, key map[string]types.AttributeValue) str
 }
 
 func TestTokenRefusesValuesItCannotEncode(t *testing.T) {
-	_, err := encodeToken(binding{}, map[string]types.AttributeValue{"k": &types.UnknownUnionMember{Tag: "X"}})
-	if err == nil || !strings.Contains(err.Error(), `"k"`) {
-		t.Fatalf("err = %v", err)
+	for _, v := range []types.AttributeValue{&types.UnknownUnionMember{Tag: "X"}, &types.AttributeValueMemberBOOL{Value: true},
+		&types.AttributeValueMemberL{}, &types.AttributeValueMemberSS{Value: []string{"a"}}} {
+		_, err := encodeToken(binding{}, map[string]types.AttributeValue{"k": v})
+		if err == nil || !strings.Contains(err.Error(), `"k"`) {
+			t.Fatalf("%T: err = %v", v, err)
+		}
 	}
 }
 
@@ -173,7 +153,7 @@ func TestTokenRefusesValuesItCannotEncode(t *testing.T) {
 // decodes encodes back to the same token (one encoding per key).
 func FuzzDecodeToken(f *testing.F) {
 	b := bindTo([]byte("fuzz"))
-	tok, _ := encodeToken(b, everyType())
+	tok, _ := encodeToken(b, keyTypes())
 	f.Add(tok)
 	f.Add("")
 	f.Add("AQ")
@@ -200,10 +180,10 @@ func FuzzDecodeToken(f *testing.F) {
 // bounded as FuzzDecodeToken requires.
 func FuzzDecodeTokenKey(f *testing.F) {
 	b := bindTo([]byte("fuzz"))
-	key, _ := appendMap(nil, everyType())
+	key, _ := appendMap(nil, keyTypes())
 	f.Add(key)
 	f.Add([]byte{})
-	f.Add([]byte{1, 1, 'a', tagL, 1, tagNULL, 1})
+	f.Add([]byte{1, 1, 'a', tagB, 1, 7})
 	f.Fuzz(func(t *testing.T, key []byte) {
 		check := tokenCheck(b, key)
 		token := base64.RawURLEncoding.EncodeToString(append(append([]byte{tokenVersion}, check[:]...), key...))

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/internal/attrkind"
 )
 
 // ErrInvalidUpdate is matched by every error that an Update is rejected
@@ -121,7 +122,9 @@ func (u Update) DeleteFromSet(path string, value any) Update {
 // ReturnNew or ReturnOld, the item after or before the change with its
 // encrypted fields opened; otherwise the zero T. Like DynamoDB, it creates the
 // item when none has the key, unless IfExists says otherwise (ReturnOld then
-// gives the zero T).
+// gives the zero T). The update has happened whenever the error is nil; a
+// returned value that cannot be opened (KMS unreachable, a damaged value)
+// stays sealed, and its Value gives the reason.
 //
 // The encrypted values it sets are sealed with one data key per KMS key and
 // context for the whole call. It also takes If, IfExists, IfNotExists and
@@ -133,49 +136,13 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	if err != nil {
 		return zero, err
 	}
-	cond, err := r.condition("update", o)
+	in, err := r.updateInput(ctx, k, u, o)
 	if err != nil {
 		return zero, err
 	}
 	db, err := r.db()
 	if err != nil {
 		return zero, err
-	}
-	km, err := r.keyMap(k)
-	if err != nil {
-		return zero, err
-	}
-	ub, guard, err := r.updateExpression(ctx, k, u)
-	if err != nil {
-		return zero, err
-	}
-	b := expression.NewBuilder().WithUpdate(ub)
-	switch {
-	case cond != nil && guard != nil:
-		b = b.WithCondition(cond.builder.And(*guard))
-	case cond != nil:
-		b = b.WithCondition(cond.builder)
-	case guard != nil:
-		b = b.WithCondition(*guard)
-	}
-	e, err := b.Build()
-	if err != nil {
-		return zero, fmt.Errorf("repo %s: update: %w", r.table, err)
-	}
-	in := &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(r.table),
-		Key:                                 km,
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValuesOnConditionCheckFailure: onFailure(o),
-	}
-	switch {
-	case o.ReturnNew:
-		in.ReturnValues = types.ReturnValueAllNew
-	case o.ReturnOld:
-		in.ReturnValues = types.ReturnValueAllOld
 	}
 	out, err := db.UpdateItem(ctx, in)
 	if err != nil {
@@ -184,14 +151,60 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	if in.ReturnValues == "" || len(out.Attributes) == 0 {
 		return zero, nil
 	}
-	return r.Unmarshal(ctx, out.Attributes)
+	return r.returned(ctx, out.Attributes), nil
+}
+
+// updateInput checks u against T, seals the encrypted values it sets and
+// builds the request. Every check runs before KMS is asked for a data key.
+func (r *Repo[T]) updateInput(ctx context.Context, k Key, u Update, o WriteOptions) (*dynamodb.UpdateItemInput, error) {
+	cond, err := r.condition("update", o)
+	if err != nil {
+		return nil, err
+	}
+	km, err := r.keyMap(k)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.actions) == 0 {
+		return nil, r.invalidUpdate("no changes")
+	}
+	steps, err := r.checkUpdate(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.updateValues(ctx, km, steps); err != nil {
+		return nil, err
+	}
+	var conds []expression.ConditionBuilder
+	if cond != nil {
+		conds = append(conds, cond.builder)
+	}
+	b := expression.NewBuilder().WithUpdate(updateBuilder(steps))
+	if c, ok := and(append(conds, r.pins(steps)...)); ok {
+		b = b.WithCondition(c)
+	}
+	e, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: update: %w", r.table, err)
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(r.table), Key: km, UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ReturnValuesOnConditionCheckFailure: onFailure(o),
+	}
+	switch {
+	case o.ReturnNew:
+		in.ReturnValues = types.ReturnValueAllNew
+	case o.ReturnOld:
+		in.ReturnValues = types.ReturnValueAllOld
+	}
+	return in, nil
 }
 
 // updateStep is one action of an update, checked against the item type.
 type updateStep struct {
 	updateAction
-	top    attrField // the field of the path's first name
-	nested bool      // the path goes below the top-level attribute
+	top    *attr // the attribute of the path's first name
+	nested bool  // the path goes below the top-level attribute
 	av     types.AttributeValue
 	// pinned: the step Sets an attribute that specs take encryption context
 	// from, to give that context to values it seals, while other values
@@ -199,107 +212,105 @@ type updateStep struct {
 	pinned bool
 }
 
-// updateExpression checks u against T, seals the encrypted values it sets
-// and builds the update expression. Every check runs before KMS is asked
-// for a data key.
-func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expression.UpdateBuilder, *expression.ConditionBuilder, error) {
+// updateValues marshals each step's value as its attribute would be
+// marshalled in an item, and seals the encrypted values among them with
+// the context the update itself Sets.
+func (r *Repo[T]) updateValues(ctx context.Context, km attrMap, steps []updateStep) error {
+	s := sealing{p: r.plan}
+	given := maps.Clone(km)
+	for i := range steps {
+		st := &steps[i]
+		if err := r.updateValue(&s, st); err != nil {
+			s.wipe()
+			return err
+		}
+		if st.pinned && st.kind != updateSet {
+			s.wipe()
+			return r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
+		}
+		if st.kind == updateSet && !st.nested && st.top.node == nil {
+			given[st.top.name] = st.av
+		}
+	}
+	absent := func(name, _ string) error {
+		return fmt.Errorf("attribute %s is not Set by this update; Set it in the same update, so that the value is sealed for the item's own context", name)
+	}
+	if err := s.seal(ctx, r.encryptor, []attrMap{given}, absent); err != nil {
+		if errors.Is(err, enc.ErrItemContext) {
+			// Found before any KMS call: the update lacks what sealing needs.
+			return r.invalidUpdate("%w", err)
+		}
+		return fmt.Errorf("repo %s: update: %w", r.table, err)
+	}
+	return nil
+}
+
+// updateValue marshals one step's value; a top-level value goes through a
+// one-field struct with its field's type and tag, reserving its encrypted
+// values in s.
+func (r *Repo[T]) updateValue(s *sealing, st *updateStep) error {
+	switch {
+	case st.kind == updateRemove:
+		return nil
+	case st.nested:
+		return r.marshalNested(st)
+	}
+	w := reflect.New(st.top.wrapper).Elem()
+	if !r.placeValue(w.Field(0), st) {
+		return r.invalidUpdate("%s %q: a %T does not fit field %s (%s)", st.kind, st.path, st.value, st.top.goName, st.top.typ)
+	}
+	if st.top.node != nil {
+		one := &structNode{fields: []*attr{{name: st.top.name, index: []int{0}, node: st.top.node}}}
+		if err := s.add(0, w, one); err != nil {
+			return r.invalidUpdate("%s %q: %w", st.kind, st.path, err)
+		}
+	}
+	m, err := marshalMap(w.Interface())
+	if err != nil {
+		return r.invalidUpdate("%s %q: marshal: %w", st.kind, st.path, err)
+	}
+	if st.av = m[st.top.name]; st.av == nil && st.kind == updateSet {
+		// An omitempty field with an empty value: Set removes the
+		// attribute, leaving the item as Put would leave it.
+		st.kind = updateRemove
+	}
+	return r.checkValueKind(*st)
+}
+
+// placeValue stores a step's value in dst, converting it to the field's
+// type; Append takes one element as well as a list.
+func (r *Repo[T]) placeValue(dst reflect.Value, st *updateStep) bool {
+	if r.plan.assign(dst, st.value) {
+		return true
+	}
+	if st.kind != updateAppend || dst.Kind() != reflect.Slice {
+		return false
+	}
+	list := reflect.MakeSlice(dst.Type(), 1, 1)
+	if !r.plan.assign(list.Index(0), st.value) {
+		return false
+	}
+	dst.Set(list)
+	return true
+}
+
+// marshalNested marshals the value of a step below the top level, where
+// the item type says nothing about it.
+func (r *Repo[T]) marshalNested(st *updateStep) error {
+	av, err := attributevalue.Marshal(st.value)
+	if err != nil {
+		return r.invalidUpdate("%s %q: marshal value: %w", st.kind, st.path, err)
+	}
+	if _, isList := av.(*types.AttributeValueMemberL); st.kind == updateAppend && !isList {
+		av = &types.AttributeValueMemberL{Value: []types.AttributeValue{av}}
+	}
+	st.av = av
+	return r.checkValueKind(*st)
+}
+
+// updateBuilder turns the checked, marshalled steps into the update expression.
+func updateBuilder(steps []updateStep) expression.UpdateBuilder {
 	var ub expression.UpdateBuilder
-	if len(u.actions) == 0 {
-		return ub, nil, r.invalidUpdate("no changes")
-	}
-	steps, err := r.checkUpdate(u)
-	if err != nil {
-		return ub, nil, err
-	}
-
-	// Top-level values go into items of type T, so that they are sealed and
-	// marshalled exactly as Put would seal and marshal them. Values that hold
-	// encrypted fields (only Set takes them) go into a second item, sealed
-	// last, so that no KMS call is made for an update that fails a check.
-	plain, sealed := new(T), new(T)
-	var toSeal []*updateStep
-	for i := range steps {
-		st := &steps[i]
-		if st.kind == updateRemove || st.nested {
-			continue
-		}
-		item := plain
-		if containsCells(st.top.typ, map[reflect.Type]bool{}) {
-			item = sealed
-			toSeal = append(toSeal, st)
-		}
-		if err := r.place(reflect.ValueOf(item).Elem(), st); err != nil {
-			return ub, nil, err
-		}
-		// Plain values set alongside go into the sealed item too: a spec's
-		// ContextFrom reads its encryption context from there.
-		if item == plain && st.kind == updateSet {
-			if err := r.place(reflect.ValueOf(sealed).Elem(), st); err != nil {
-				return ub, nil, err
-			}
-		}
-	}
-	plainMap, err := marshalMap(plain)
-	if err != nil {
-		return ub, nil, r.invalidUpdate("marshal: %w", err)
-	}
-	for i := range steps {
-		st := &steps[i]
-		switch {
-		case st.kind == updateRemove || slices.Contains(toSeal, st):
-			continue // a Set of encrypted values takes any value that fits the field
-		case st.nested:
-			if err := r.marshalNested(st); err != nil {
-				return ub, nil, err
-			}
-		default:
-			r.takeValue(st, plainMap)
-		}
-		if err := r.checkValueKind(*st); err != nil {
-			return ub, nil, err
-		}
-	}
-	// Checked before sealing, so a refused update makes no KMS call.
-	var guard *expression.ConditionBuilder
-	for _, st := range steps {
-		if !st.pinned {
-			continue
-		}
-		if st.kind != updateSet {
-			return ub, nil, r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
-		}
-		// The attribute is Set only to give the context for sealing: it
-		// must not change, or other values sealed with it stop opening.
-		// A new item, or one without the attribute, holds no value sealed
-		// with it.
-		same := expression.Name(r.hash.name).AttributeNotExists().Or(
-			expression.Name(st.path).AttributeNotExists(),
-			expression.Name(st.path).Equal(expression.Value(st.av)))
-		if guard != nil {
-			same = guard.And(same)
-		}
-		guard = &same
-	}
-	if len(toSeal) > 0 {
-		if err := r.marshalKeyInto(k, sealed); err != nil {
-			return ub, nil, err
-		}
-		if err := r.sealUpdateValues(ctx, sealed, r.givenAttributes(steps)); err != nil {
-			if errors.Is(err, enc.ErrItemContext) {
-				// Found before any KMS call: the update lacks what sealing needs.
-				return ub, nil, r.invalidUpdate("%w", err)
-			}
-			return ub, nil, err
-		}
-		sealedMap, err := marshalMap(sealed)
-		if err != nil {
-			return ub, nil, fmt.Errorf("repo %s: update: marshal: %w", r.table, err)
-		}
-		for _, st := range toSeal {
-			r.takeValue(st, sealedMap)
-		}
-	}
-
 	for _, st := range steps {
 		name := expression.Name(st.path)
 		switch st.kind {
@@ -318,99 +329,23 @@ func (r *Repo[T]) updateExpression(ctx context.Context, k Key, u Update) (expres
 			ub = ub.Delete(name, expression.Value(st.av))
 		}
 	}
-	return ub, guard, nil
+	return ub
 }
 
-// marshalNested marshals the value of a step below the top level, where
-// the item type says nothing about it.
-func (r *Repo[T]) marshalNested(st *updateStep) error {
-	av, err := attributevalue.Marshal(st.value)
-	if err != nil {
-		return r.invalidUpdate("%s %q: marshal value: %w", st.kind, st.path, err)
-	}
-	if _, isList := av.(*types.AttributeValueMemberL); st.kind == updateAppend && !isList {
-		av = &types.AttributeValueMemberL{Value: []types.AttributeValue{av}}
-	}
-	st.av = av
-	return nil
-}
-
-// takeValue picks a top-level step's marshalled value out of the item's
-// attributes. An omitempty field with an empty value has none: Set then
-// removes the attribute, leaving the item as Put would leave it, and any
-// other action is refused by checkValueKind.
-func (r *Repo[T]) takeValue(st *updateStep, m map[string]types.AttributeValue) {
-	av, ok := m[st.top.name]
-	if !ok && st.kind == updateSet {
-		st.kind = updateRemove
-		return
-	}
-	st.av = av
-}
-
-// sealUpdateValues seals the pending encrypted values of item, which holds
-// the update's top-level values and the item's key, sharing one data key per
-// KMS key and context. It is the one place where Update seals. given names
-// the attributes of item that hold real values; encryption context is read
-// from those only.
-func (r *Repo[T]) sealUpdateValues(ctx context.Context, item *T, given map[string]bool) error {
-	s := sealer{encryptor: r.encryptor, plans: r.plans, item: r.item, given: given}
-	if err := s.add(reflect.ValueOf(item).Elem()); err != nil {
-		return err
-	}
-	return s.seal(ctx)
-}
-
-// givenAttributes names the attributes whose values the synthetic item of
-// an update holds: the key, and the top-level attributes the update Sets.
-func (r *Repo[T]) givenAttributes(steps []updateStep) map[string]bool {
-	given := map[string]bool{r.hash.name: true}
-	if r.rng != nil {
-		given[r.rng.name] = true
-	}
+// pins are the conditions that keep each pinned attribute unchanged: it is
+// Set only to give the context for sealing, and other values sealed with it
+// stop opening if it changes. A new item, or one without the attribute,
+// holds no value sealed with it.
+func (r *Repo[T]) pins(steps []updateStep) []expression.ConditionBuilder {
+	var out []expression.ConditionBuilder
 	for _, st := range steps {
-		if st.kind == updateSet && !st.nested {
-			given[st.top.name] = true
+		if st.pinned {
+			out = append(out, expression.Name(r.plan.hash.name).AttributeNotExists().Or(
+				expression.Name(st.path).AttributeNotExists(),
+				expression.Name(st.path).Equal(expression.Value(st.av))))
 		}
 	}
-	return given
-}
-
-// contextReaders maps each attribute that specs take encryption context
-// from to the top-level attributes of t holding values sealed with it,
-// directly or in nested documents.
-func contextReaders(t reflect.Type, plans map[reflect.Type]*cellPlan) map[string][]string {
-	readers := map[string][]string{}
-	for _, cf := range plans[t].fields {
-		from := map[string]bool{}
-		contextSources(plans, t, cf, from, map[reflect.Type]bool{})
-		for attr := range from {
-			readers[attr] = append(readers[attr], cf.name)
-		}
-	}
-	for attr := range readers {
-		slices.Sort(readers[attr])
-	}
-	return readers
-}
-
-// contextSources adds to from the attributes that the spec of cf, a field
-// of struct type owner, and the specs of the fields nested in it take
-// encryption context from.
-func contextSources(plans map[reflect.Type]*cellPlan, owner reflect.Type, cf cellField, from map[string]bool, seen map[reflect.Type]bool) {
-	if cf.hasSpec {
-		for _, attr := range cf.spec.ContextFrom {
-			from[attr] = true
-		}
-	}
-	inner := structUnder(fieldsByName(owner)[cf.name].typ)
-	if inner == nil || isCell(inner) || seen[inner] || plans[inner] == nil {
-		return
-	}
-	seen[inner] = true
-	for _, f := range plans[inner].fields {
-		contextSources(plans, inner, f, from, seen)
-	}
+	return out
 }
 
 // checkContextChanges handles actions on an attribute that specs take
@@ -422,18 +357,17 @@ func contextSources(plans map[reflect.Type]*cellPlan, owner reflect.Type, cf cel
 // is rejected.
 func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
 	for i, st := range steps {
-		for _, reader := range r.item.sealedWith[st.top.name] {
+		for _, reader := range r.plan.sealedWith[st.top.name] {
 			replaced := slices.ContainsFunc(steps, func(o updateStep) bool {
 				return !o.nested && o.top.name == reader && (o.kind == updateSet || o.kind == updateRemove)
 			})
-			if replaced {
-				continue
-			}
-			if st.kind == updateSet && !st.nested {
+			switch {
+			case replaced:
+			case st.kind == updateSet && !st.nested:
 				steps[i].pinned = true
-				continue
+			default:
+				return r.invalidUpdate("%s %q: encrypted attribute %q is sealed with encryption context from %q; Set or Remove %q in the same update, or its stored values no longer open", st.kind, st.path, reader, st.top.name, reader)
 			}
-			return r.invalidUpdate("%s %q: encrypted attribute %q is sealed with encryption context from %q; Set or Remove %q in the same update, or its stored values no longer open", st.kind, st.path, reader, st.top.name, reader)
 		}
 	}
 	return nil
@@ -442,41 +376,13 @@ func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
 // checkUpdate checks every action's path against T and the actions an
 // encrypted attribute can take, before any value is touched.
 func (r *Repo[T]) checkUpdate(u Update) ([]updateStep, error) {
-	t := reflect.TypeFor[T]()
-	fields := fieldsByName(t)
 	steps := make([]updateStep, 0, len(u.actions))
 	for _, a := range u.actions {
-		if a.path == "" {
-			return nil, r.invalidUpdate("%s: empty path", a.kind)
+		st, err := r.checkAction(a, steps)
+		if err != nil {
+			return nil, err
 		}
-		top, nested := topName(a.path)
-		f, ok := fields[top]
-		if !ok {
-			return nil, r.invalidUpdate("%s %q: %s has no attribute %q", a.kind, a.path, t, top)
-		}
-		if top == r.hash.name || (r.rng != nil && top == r.rng.name) {
-			return nil, r.invalidUpdate("%s %q: %q is a key attribute and cannot change", a.kind, a.path, top)
-		}
-		for _, prev := range steps {
-			if pathsOverlap(prev.path, a.path) {
-				return nil, r.invalidUpdate("paths %q and %q overlap; DynamoDB takes one action per path", prev.path, a.path)
-			}
-		}
-		if a.kind != updateRemove {
-			leaf := f.typ
-			if nested {
-				leaf = typeAtPath(t, a.path)
-			}
-			if leaf != nil && containsCells(leaf, map[reflect.Type]bool{}) {
-				switch {
-				case a.kind == updateSet && nested:
-					return nil, r.invalidUpdate("Set %q: the path holds encrypted values; set the whole attribute %q", a.path, top)
-				case a.kind != updateSet:
-					return nil, r.invalidUpdate("%s %q: the attribute holds encrypted values, which can only be Set or removed", a.kind, a.path)
-				}
-			}
-		}
-		steps = append(steps, updateStep{updateAction: a, top: f, nested: nested})
+		steps = append(steps, st)
 	}
 	if err := r.checkContextChanges(steps); err != nil {
 		return nil, err
@@ -484,25 +390,37 @@ func (r *Repo[T]) checkUpdate(u Update) ([]updateStep, error) {
 	return steps, nil
 }
 
-// place stores a top-level step's value in the item's field, converting it
-// to the field's type.
-func (r *Repo[T]) place(item reflect.Value, st *updateStep) error {
-	dst, err := fieldForWrite(item, st.top.index)
-	if err != nil {
-		return r.invalidUpdate("%s %q: %w", st.kind, st.path, err)
+func (r *Repo[T]) checkAction(a updateAction, prev []updateStep) (updateStep, error) {
+	p := r.plan
+	if a.path == "" {
+		return updateStep{}, r.invalidUpdate("%s: empty path", a.kind)
 	}
-	if assign(dst, st.value) {
-		return nil
+	top, nested := topName(a.path)
+	f, ok := p.top[top]
+	switch {
+	case !ok:
+		return updateStep{}, r.invalidUpdate("%s %q: %s has no attribute %q", a.kind, a.path, p.typ, top)
+	case slices.Contains(p.keyNames(), top):
+		return updateStep{}, r.invalidUpdate("%s %q: %q is a key attribute and cannot change", a.kind, a.path, top)
 	}
-	// Append takes one element as well as a list.
-	if st.kind == updateAppend && dst.Kind() == reflect.Slice {
-		list := reflect.MakeSlice(dst.Type(), 1, 1)
-		if assign(list.Index(0), st.value) {
-			dst.Set(list)
-			return nil
+	for _, st := range prev {
+		if pathsOverlap(st.path, a.path) {
+			return updateStep{}, r.invalidUpdate("paths %q and %q overlap; DynamoDB takes one action per path", st.path, a.path)
 		}
 	}
-	return r.invalidUpdate("%s %q: a %T does not fit field %s (%s)", st.kind, st.path, st.value, st.top.goName, st.top.typ)
+	leaf := f.typ
+	if nested {
+		leaf = p.typeAt(parsePath(a.path))
+	}
+	if a.kind != updateRemove && leaf != nil && p.holds[leaf] {
+		switch {
+		case a.kind == updateSet && nested:
+			return updateStep{}, r.invalidUpdate("Set %q: the path holds encrypted values; set the whole attribute %q", a.path, top)
+		case a.kind != updateSet:
+			return updateStep{}, r.invalidUpdate("%s %q: the attribute holds encrypted values, which can only be Set or removed", a.kind, a.path)
+		}
+	}
+	return updateStep{updateAction: a, top: f, nested: nested}, nil
 }
 
 // checkValueKind rejects values that DynamoDB would refuse for the action,
@@ -517,16 +435,16 @@ func (r *Repo[T]) checkValueKind(st updateStep) error {
 		case *types.AttributeValueMemberN, *types.AttributeValueMemberSS, *types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
 			return nil
 		}
-		return r.invalidUpdate("Add %q: needs a number or a set, got %s (a slice field needs a `dynamodbav:\",stringset\"`, \",numberset\" or \",binaryset\" option to be a set)", st.path, avKind(st.av))
+		return r.invalidUpdate("Add %q: needs a number or a set, got %s (a slice field needs a `dynamodbav:\",stringset\"`, \",numberset\" or \",binaryset\" option to be a set)", st.path, attrkind.Of(st.av))
 	case updateDeleteFromSet:
 		switch st.av.(type) {
 		case *types.AttributeValueMemberSS, *types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
 			return nil
 		}
-		return r.invalidUpdate("DeleteFromSet %q: needs a set, got %s (a slice field needs a `dynamodbav:\",stringset\"`, \",numberset\" or \",binaryset\" option to be a set)", st.path, avKind(st.av))
+		return r.invalidUpdate("DeleteFromSet %q: needs a set, got %s (a slice field needs a `dynamodbav:\",stringset\"`, \",numberset\" or \",binaryset\" option to be a set)", st.path, attrkind.Of(st.av))
 	case updateAppend:
 		if _, ok := st.av.(*types.AttributeValueMemberL); !ok {
-			return r.invalidUpdate("Append %q: needs a list, got %s", st.path, avKind(st.av))
+			return r.invalidUpdate("Append %q: needs a list, got %s", st.path, attrkind.Of(st.av))
 		}
 	}
 	return nil
@@ -534,37 +452,6 @@ func (r *Repo[T]) checkValueKind(st updateStep) error {
 
 func (r *Repo[T]) invalidUpdate(format string, args ...any) error {
 	return fmt.Errorf("repo %s: update: %w: %w", r.table, ErrInvalidUpdate, fmt.Errorf(format, args...))
-}
-
-func avKind(av types.AttributeValue) string {
-	switch av.(type) {
-	case *types.AttributeValueMemberS:
-		return "a string"
-	case *types.AttributeValueMemberN:
-		return "a number"
-	case *types.AttributeValueMemberB:
-		return "binary"
-	case *types.AttributeValueMemberBOOL:
-		return "a boolean"
-	case *types.AttributeValueMemberNULL:
-		return "null"
-	case *types.AttributeValueMemberL:
-		return "a list"
-	case *types.AttributeValueMemberM:
-		return "a map"
-	case *types.AttributeValueMemberSS, *types.AttributeValueMemberNS, *types.AttributeValueMemberBS:
-		return "a set"
-	}
-	return fmt.Sprintf("%T", av)
-}
-
-// topName returns the first attribute name of a document path and whether
-// the path goes deeper.
-func topName(path string) (string, bool) {
-	if i := strings.IndexAny(path, ".["); i >= 0 {
-		return path[:i], true
-	}
-	return path, false
 }
 
 // pathsOverlap reports whether a and b are the same path or one lies inside
@@ -576,79 +463,46 @@ func pathsOverlap(a, b string) bool {
 	return a == b || (strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '['))
 }
 
-var fieldsCache sync.Map // reflect.Type -> map[string]attrField
-
-// fieldsByName returns the attributes of struct type t by name.
-func fieldsByName(t reflect.Type) map[string]attrField {
-	if m, ok := fieldsCache.Load(t); ok {
-		return m.(map[string]attrField)
-	}
-	m := map[string]attrField{}
-	for _, f := range attrFields(t) {
-		m[f.name] = f
-	}
-	fieldsCache.Store(t, m)
-	return m
-}
-
-// fieldForWrite returns the settable field at index, allocating nil
-// embedded struct pointers on the way.
-func fieldForWrite(v reflect.Value, index []int) (reflect.Value, error) {
-	for i, x := range index {
-		if i > 0 && v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				if !v.CanSet() {
-					return reflect.Value{}, fmt.Errorf("cannot reach the field through an unexported embedded pointer")
-				}
-				v.Set(reflect.New(v.Type().Elem()))
-			}
-			v = v.Elem()
-		}
-		v = v.Field(x)
-	}
-	return v, nil
-}
-
 // assign stores value in dst, converting where no meaning is lost: to and
 // from a pointer, into a field.Encrypted (as a new value, sealed before the
 // write), between number types when the number fits, between string types.
-func assign(dst reflect.Value, value any) bool {
+func (p *plan) assign(dst reflect.Value, value any) bool {
 	if value == nil {
 		dst.SetZero()
 		return true
 	}
-	return assignValue(dst, reflect.ValueOf(value))
+	return p.assignValue(dst, reflect.ValueOf(value))
 }
 
-func assignValue(dst, v reflect.Value) bool {
+func (p *plan) assignValue(dst, v reflect.Value) bool {
 	dt := dst.Type()
 	switch {
 	case v.Type().AssignableTo(dt):
 		dst.Set(v)
 		return true
-	case isCell(dt):
+	case p.cells[dt]:
 		set := dst.Addr().MethodByName("Set")
 		if !set.IsValid() || set.Type().NumIn() != 1 {
 			return false
 		}
 		plain := reflect.New(set.Type().In(0)).Elem()
-		if !assignValue(plain, v) {
+		if !p.assignValue(plain, v) {
 			return false
 		}
 		set.Call([]reflect.Value{plain})
 		return true
 	case dt.Kind() == reflect.Pointer:
-		p := reflect.New(dt.Elem())
-		if !assignValue(p.Elem(), v) {
+		ptr := reflect.New(dt.Elem())
+		if !p.assignValue(ptr.Elem(), v) {
 			return false
 		}
-		dst.Set(p)
+		dst.Set(ptr)
 		return true
 	case v.Kind() == reflect.String && dt.Kind() == reflect.String:
 		dst.SetString(v.String())
 		return true
 	case v.Kind() == reflect.Pointer && !v.IsNil():
-		return assignValue(dst, v.Elem())
+		return p.assignValue(dst, v.Elem())
 	}
 	return assignNumber(dst, v)
 }

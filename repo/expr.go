@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 )
 
 // ErrEncryptedComparison is returned when a condition, filter or key
@@ -37,8 +40,8 @@ func (r *Repo[T]) checkExpression(kind string, expr *string, names map[string]st
 	text := *expr
 	for _, loc := range operandPath.FindAllStringIndex(text, -1) {
 		steps, shown := resolvePlaceholders(text[loc[0]:loc[1]], names)
-		leaf := typeAtSteps(reflect.TypeFor[T](), steps)
-		if leaf == nil || !containsCells(leaf, map[reflect.Type]bool{}) {
+		leaf := r.plan.typeAt(steps)
+		if leaf == nil || !r.plan.holds[leaf] {
 			continue
 		}
 		before, after := text[:loc[0]], text[loc[1]:]
@@ -100,26 +103,25 @@ func parsePath(path string) []pathStep {
 	return steps
 }
 
-// typeAtSteps returns the Go type of t that a document path reaches, or nil
-// when the path leaves the static types (an interface, an unknown name, an
-// index into something that is not a list). A path into an encrypted value
-// stops at it.
-func typeAtSteps(t reflect.Type, steps []pathStep) reflect.Type {
+// typeAt returns the Go type a document path reaches in T, or nil when the
+// path leaves the static types (an interface, an unknown name, an index into
+// something that is not a list). A path into an encrypted value stops at it.
+func (p *plan) typeAt(steps []pathStep) reflect.Type {
+	t := p.typ
 	for _, s := range steps {
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
-		if isCell(t) {
+		if p.cells[t] {
 			return t
 		}
 		switch {
-		case s.index:
-			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
-				return nil
-			}
+		case s.index && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 			t = t.Elem()
+		case s.index:
+			return nil
 		case t.Kind() == reflect.Struct:
-			f, ok := fieldsByName(t)[s.name]
+			f, ok := p.fieldAt(t, s.name)
 			if !ok {
 				return nil
 			}
@@ -133,7 +135,57 @@ func typeAtSteps(t reflect.Type, steps []pathStep) reflect.Type {
 	return t
 }
 
-// typeAtPath is typeAtSteps for a path written as text.
-func typeAtPath(t reflect.Type, path string) reflect.Type {
-	return typeAtSteps(t, parsePath(path))
+// withProjection adds to b the projection of a read that asks for attrs, or
+// nothing when attrs is empty. It is the one place projections are built.
+//
+// The projection grows by what opening the encrypted attributes among attrs
+// takes: the item's key attributes for specs whose values are bound to their
+// item (version 2), and the attributes that specs take context from. Left
+// out, those values could not be opened. keys adds more attributes the
+// caller needs (e.g. the table's key, to continue a page from an item).
+func (r *Repo[T]) withProjection(b expression.Builder, attrs []string, keys []string) expression.Builder {
+	if len(attrs) == 0 {
+		return b
+	}
+	var names []string
+	add := func(more ...string) {
+		for _, n := range more {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	add(attrs...)
+	for _, a := range attrs {
+		top, _ := topName(a)
+		add(r.plan.needs[top]...)
+	}
+	add(keys...)
+	p := expression.NamesList(expression.Name(names[0]))
+	for _, n := range names[1:] {
+		p = p.AddNames(expression.Name(n))
+	}
+	return b.WithProjection(p)
+}
+
+// projectionOnly builds the projection of a read that has no other
+// expression (Get, BatchGet), or nothing when attrs is empty.
+func (r *Repo[T]) projectionOnly(op string, attrs []string, keys []string) (expr *string, names map[string]string, err error) {
+	if len(attrs) == 0 {
+		return nil, nil, nil
+	}
+	e, err := r.withProjection(expression.NewBuilder(), attrs, keys).Build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("repo %s: %s: projection: %w", r.table, op, err)
+	}
+	return e.Projection(), e.Names(), nil
+}
+
+// topName returns the first attribute name of a document path
+// ("profile" of "profile.ssn" and of "cards[0]") and whether it goes deeper.
+func topName(path string) (string, bool) {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i], true
+	}
+	return path, false
 }

@@ -1,0 +1,538 @@
+package repo
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/internal/attrkind"
+	"github.com/dynoseal/dynoseal/internal/cell"
+)
+
+// This file is where values are sealed before a write and opened after a
+// read: the walker finds an item's encrypted values with the plan, sealing
+// collects them for one enc.Seal call and fills them in after marshalling,
+// opening collects them for one enc.OpenEach call.
+
+// found is one encrypted value in an item.
+type found struct {
+	cell cell.Cell
+	spec enc.Spec
+	path string // for messages: "cards[2].number"
+	// bound is the path version-2 values are bound to: list positions left
+	// out ("cards[].number"), so reordering a list keeps values readable,
+	// and map keys quoted (`tags["home"]`).
+	bound string
+}
+
+// walker visits the encrypted values of one item.
+type walker struct {
+	// copyOnWrite clones every pointer, slice and map on the way to a value
+	// before it is changed, so that changing a copy of an item never changes
+	// the caller's item through shared memory.
+	copyOnWrite bool
+	cloned      map[uintptr]bool // pointers cloned once already
+	visit       func(found) error
+	// later collects, for values inside map elements, the store of the
+	// element back into its map, for a caller that changes values after the
+	// walk (opening): map elements are copies.
+	later *[]func()
+}
+
+func (w *walker) walkStruct(v reflect.Value, s *structNode, path, bound string) error {
+	for _, f := range s.fields {
+		fv, ok := w.field(v, f.index)
+		if !ok {
+			continue
+		}
+		p, b := f.name, boundSegment(f.name, true)
+		if path != "" {
+			p, b = path+"."+f.name, bound+boundSegment(f.name, false)
+		}
+		if err := w.walk(fv, f.node, p, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// field follows embedded pointers; a nil one means the field is absent.
+func (w *walker) field(v reflect.Value, index []int) (reflect.Value, bool) {
+	for i, x := range index {
+		if i > 0 && v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}, false
+			}
+			w.clone(v)
+			v = v.Elem()
+		}
+		v = v.Field(x)
+	}
+	return v, true
+}
+
+func (w *walker) clone(v reflect.Value) {
+	if !w.copyOnWrite || w.cloned[v.Pointer()] {
+		return
+	}
+	c := reflect.New(v.Type().Elem())
+	c.Elem().Set(v.Elem())
+	v.Set(c)
+	if w.cloned == nil {
+		w.cloned = map[uintptr]bool{}
+	}
+	w.cloned[c.Pointer()] = true
+}
+
+func (w *walker) walk(v reflect.Value, n *node, path, bound string) error {
+	switch n.kind {
+	case cellKind:
+		return w.visit(found{cell: cell.Of(v.Addr().Interface()), spec: n.spec, path: path, bound: bound})
+	case structKind:
+		return w.walkStruct(v, n.strc, path, bound)
+	case pointerKind:
+		if v.IsNil() {
+			return nil
+		}
+		w.clone(v)
+		return w.walk(v.Elem(), n.elem, path, bound)
+	case mapKind:
+		return w.walkMap(v, n, path, bound)
+	case sliceKind:
+		if v.IsNil() {
+			return nil
+		}
+		if w.copyOnWrite {
+			c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+			reflect.Copy(c, v)
+			v.Set(c)
+		}
+	}
+	for i := range v.Len() {
+		if err := w.walk(v.Index(i), n.elem, path+"["+strconv.Itoa(i)+"]", bound+"[]"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkMap visits map elements, which are not addressable: each is copied,
+// visited and stored back, into a new map when copying on write. The
+// cells' changes happen during the visit, so storing back after it is
+// enough.
+func (w *walker) walkMap(v reflect.Value, n *node, path, bound string) error {
+	if v.IsNil() {
+		return nil
+	}
+	target := v
+	if w.copyOnWrite {
+		target = reflect.MakeMapWithSize(v.Type(), v.Len())
+	}
+	iter := v.MapRange()
+	for iter.Next() {
+		key := iter.Key()
+		elem := reflect.New(v.Type().Elem()).Elem()
+		elem.Set(iter.Value())
+		name := fmt.Sprint(key.Interface())
+		if err := w.walk(elem, n.elem, path+"."+name, bound+"["+strconv.Quote(name)+"]"); err != nil {
+			return err
+		}
+		target.SetMapIndex(key, elem)
+		if w.later != nil {
+			*w.later = append(*w.later, func() { target.SetMapIndex(key, elem) })
+		}
+	}
+	if w.copyOnWrite {
+		v.Set(target)
+	}
+	return nil
+}
+
+// boundSegment writes an attribute name into a bound path, quoting names
+// that could be mistaken for path syntax so that no two paths collide.
+func boundSegment(name string, top bool) string {
+	switch {
+	case name == "" || strings.ContainsAny(name, `.[]"`):
+		return "[" + strconv.Quote(name) + "]"
+	case top:
+		return name
+	}
+	return "." + name
+}
+
+// facts reads what sealing and opening need from an item as DynamoDB has
+// it (written, read, or the key and Set values of an update): its primary
+// key, for version-2 bindings, and the attributes specs take context from.
+type facts struct {
+	p    *plan
+	item attrMap
+	// absent explains an attribute the item lacks; nil for the default.
+	absent func(name, purpose string) error
+	key    []enc.KeyAttribute
+	keyErr error
+	done   bool
+}
+
+func (f *facts) attribute(name, purpose string) (types.AttributeValue, error) {
+	av, ok := f.item[name]
+	if ok && !isNull(av) {
+		return av, nil
+	}
+	if f.absent != nil {
+		return nil, f.absent(name, purpose)
+	}
+	return nil, fmt.Errorf("attribute %s, needed %s, is not in the item (a projection must include it)", name, purpose)
+}
+
+func isNull(av types.AttributeValue) bool {
+	_, null := av.(*types.AttributeValueMemberNULL)
+	return av == nil || null
+}
+
+// primaryKey returns the item's key as enc binds values to it.
+func (f *facts) primaryKey() ([]enc.KeyAttribute, error) {
+	if f.done {
+		return f.key, f.keyErr
+	}
+	f.done = true
+	for _, name := range f.p.keyNames() {
+		av, err := f.attribute(name, "to bind version-2 values to their item")
+		if err != nil {
+			f.key, f.keyErr = nil, fmt.Errorf("%w: key %w", enc.ErrBinding, err)
+			return nil, f.keyErr
+		}
+		switch v := av.(type) {
+		case *types.AttributeValueMemberS:
+			f.key = append(f.key, enc.StringKey(name, v.Value))
+		case *types.AttributeValueMemberN:
+			f.key = append(f.key, enc.NumberKey(name, v.Value))
+		case *types.AttributeValueMemberB:
+			f.key = append(f.key, enc.BinaryKey(name, v.Value))
+		default:
+			f.key, f.keyErr = nil, fmt.Errorf("%w: key attribute %s is %s, want S, N or B", enc.ErrBinding, name, attrkind.Of(av))
+			return nil, f.keyErr
+		}
+	}
+	return f.key, nil
+}
+
+// binding is the binding of the value at bound, or one with no key when the
+// key cannot be read (a version-2 value then fails with enc.ErrBinding).
+func (f *facts) binding(bound string) enc.Binding {
+	key, _ := f.primaryKey()
+	return enc.Binding{Attribute: bound, Key: key}
+}
+
+// itemContext returns the values of spec.ContextFrom, by context key.
+func (f *facts) itemContext(spec enc.Spec) (map[string]string, error) {
+	if len(spec.ContextFrom) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(spec.ContextFrom))
+	for ck, name := range spec.ContextFrom {
+		av, err := f.attribute(name, fmt.Sprintf("for encryption context key %q", ck))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", enc.ErrItemContext, err)
+		}
+		if out[ck], err = contextValue(av); err != nil {
+			return nil, fmt.Errorf("%w: attribute %s, for context key %q: %w", enc.ErrItemContext, name, ck, err)
+		}
+	}
+	return out, nil
+}
+
+// contextValue turns a scalar attribute into an encryption context value.
+func contextValue(av types.AttributeValue) (string, error) {
+	var v string
+	switch a := av.(type) {
+	case *types.AttributeValueMemberS:
+		v = a.Value
+	case *types.AttributeValueMemberN:
+		v = a.Value
+	case *types.AttributeValueMemberB:
+		v = base64.StdEncoding.EncodeToString(a.Value)
+	case *types.AttributeValueMemberBOOL:
+		v = strconv.FormatBool(a.Value)
+	default:
+		return "", fmt.Errorf("it is %s, want a scalar (S, N, B or BOOL)", attrkind.Of(av))
+	}
+	if v == "" {
+		return "", errors.New("it is empty")
+	}
+	return v, nil
+}
+
+// boundTo is what the stored value at fd is tied to where facts place it.
+func (f *facts) boundTo(stored string, fd found) string {
+	itemCtx, err := f.itemContext(fd.spec)
+	if err != nil {
+		return ""
+	}
+	return enc.BoundTo(stored, f.binding(fd.bound), itemCtx)
+}
+
+// sealing collects the values of the items of one write, to seal them with
+// one enc.Seal call after the items are marshalled.
+type sealing struct {
+	p     *plan
+	slots []slot
+}
+
+// slot is one value of a write: reserved before marshalling, sealed (or
+// given back its stored form) after.
+type slot struct {
+	item  int
+	found found
+	av    *types.AttributeValueMemberS
+	plain []byte // to seal; nil for a loaded value that may go back as stored
+	// stored and origin belong to a loaded value tied to its item: it goes
+	// back as stored only to the place it came from.
+	stored, origin string
+}
+
+// add reserves the values of item number i, held in v, an addressable copy.
+func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
+	w := walker{copyOnWrite: true, visit: func(fd found) error {
+		plain, ok, err := fd.cell.Pending()
+		if err != nil {
+			return fmt.Errorf("attribute %s: %w", fd.path, err)
+		}
+		sl := slot{item: i, found: fd, plain: plain}
+		if !ok {
+			// A loaded value goes back as stored, unless it is tied to
+			// its item or context, which may have changed.
+			if sl.origin = fd.cell.Origin(); sl.origin == "" {
+				return nil
+			}
+			sl.stored = fd.cell.Sealed()
+		}
+		sl.av = fd.cell.Reserve()
+		s.slots = append(s.slots, sl)
+		return nil
+	}}
+	if root == nil {
+		return nil
+	}
+	return w.walkStruct(v, root, "", "")
+}
+
+// minSealedSize is the least a sealed value of n plaintext bytes can take:
+// the envelope with a one-byte encrypted data key, in base64.
+func minSealedSize(n int) int {
+	return len(enc.Prefix) + base64.StdEncoding.EncodedLen(3+1+12+n+16)
+}
+
+// pendingSize is the least the reserved values of item i add to its size.
+func (s *sealing) pendingSize(i int) int {
+	n := 0
+	for _, sl := range s.slots {
+		if sl.item == i {
+			n += minSealedSize(max(len(sl.plain), len(sl.stored)))
+		}
+	}
+	return n
+}
+
+// seal seals the reserved values, reading each item's facts from its
+// marshalled attributes, and fills them in. It makes no KMS call when a
+// request is invalid.
+func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, absent func(string, string) error) error {
+	defer s.wipe()
+	all := make([]facts, len(items))
+	for i := range all {
+		all[i] = facts{p: s.p, item: items[i], absent: absent}
+	}
+	var reqs []enc.SealRequest
+	var at []*slot
+	for i := range s.slots {
+		sl := &s.slots[i]
+		f := &all[sl.item]
+		req, err := sl.request(f)
+		if err != nil || req == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		reqs, at = append(reqs, *req), append(at, sl)
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	stored, err := e.Seal(ctx, reqs)
+	if err != nil {
+		return err
+	}
+	for i, sl := range at {
+		sl.av.Value = stored[i]
+	}
+	return nil
+}
+
+// request returns the seal request of a slot, or nil when its stored form
+// goes back unchanged (then filled in already).
+func (sl *slot) request(f *facts) (*enc.SealRequest, error) {
+	fd := sl.found
+	req := &enc.SealRequest{Spec: fd.spec, Attribute: fd.path}
+	if sl.plain == nil {
+		if f.boundTo(sl.stored, fd) == sl.origin {
+			sl.av.Value = sl.stored
+			return nil, nil
+		}
+		plain, ok, err := fd.cell.Known()
+		switch {
+		case err != nil:
+			return nil, req.Fail(err)
+		case !ok:
+			return nil, req.Fail(fmt.Errorf("%w: the value was loaded from another item or encryption context and is sealed to it; set it again to move it", enc.ErrBinding))
+		}
+		sl.plain = plain
+	}
+	req.Plaintext = sl.plain
+	// A mode that cannot seal is refused by Seal before any KMS call; the
+	// item need not be read for it.
+	if !fd.spec.Mode.CanEncrypt() {
+		return req, nil
+	}
+	var err error
+	if req.ItemContext, err = f.itemContext(fd.spec); err != nil {
+		return nil, req.Fail(err)
+	}
+	if fd.spec.Version == enc.Version2 {
+		key, err := f.primaryKey()
+		if err != nil {
+			return nil, req.Fail(err)
+		}
+		req.Binding = enc.Binding{Attribute: fd.bound, Key: key}
+	}
+	return req, nil
+}
+
+// sealedSize is what the values sealed for item i add to its size.
+func (s *sealing) sealedSize(i int) int {
+	n := 0
+	for _, sl := range s.slots {
+		if sl.item == i {
+			n += len(sl.av.Value)
+		}
+	}
+	return n
+}
+
+// wipe clears the plaintexts collected.
+func (s *sealing) wipe() {
+	for _, sl := range s.slots {
+		clear(sl.plain)
+	}
+}
+
+// opening collects the sealed values of the items of one read, to open them
+// with one enc.OpenEach call.
+type opening struct {
+	p     *plan
+	reqs  []enc.OpenRequest
+	cells []cell.Cell
+	items []int
+	// facts holds, per request, why the item's key or context could not be
+	// read: the better reason when enc fails for want of them.
+	facts  []error
+	failed []error  // per item: the first value that could not be loaded or opened
+	later  []func() // see walker.later
+	// lenient leaves a value that cannot be opened sealed, with Value
+	// giving the reason, instead of failing its item: for items a write
+	// returns, where an error would say the write did not happen.
+	lenient bool
+}
+
+// add collects the sealed values of item number i, held in v and read as raw.
+func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
+	if root == nil {
+		return
+	}
+	f := facts{p: o.p, item: raw}
+	w := walker{later: &o.later, visit: func(fd found) error {
+		req := enc.OpenRequest{Spec: fd.spec, Attribute: fd.path}
+		if err := fd.cell.LoadError(); err != nil {
+			o.fail(i, req.Fail(err))
+			return nil
+		}
+		stored, ok := fd.cell.Stored()
+		if !ok {
+			return nil
+		}
+		if origin := f.boundTo(stored, fd); origin != "" {
+			fd.cell.SetOrigin(origin)
+		}
+		req.Stored = stored
+		// enc decides whether the value needs its key and context, after
+		// its mode: what cannot be read is left out, and its reason kept.
+		itemCtx, ctxErr := f.itemContext(fd.spec)
+		key, keyErr := f.primaryKey()
+		req.ItemContext, req.Binding = itemCtx, enc.Binding{Attribute: fd.bound, Key: key}
+		o.reqs, o.cells, o.items = append(o.reqs, req), append(o.cells, fd.cell), append(o.items, i)
+		o.facts = append(o.facts, cmpOr(ctxErr, keyErr))
+		return nil
+	}}
+	_ = w.walkStruct(v, root, "", "") // visit never fails
+}
+
+func (o *opening) fail(i int, err error) {
+	if o.failed[i] == nil && !o.lenient {
+		o.failed[i] = err
+	}
+}
+
+// open opens what was collected. A value the mode keeps sealed (WriteOnly)
+// is no failure: its Value says why.
+func (o *opening) open(ctx context.Context, by valueOpener) {
+	defer func() {
+		for _, store := range o.later {
+			store()
+		}
+	}()
+	if len(o.reqs) == 0 {
+		return
+	}
+	plain, errs := by.OpenEach(ctx, o.reqs)
+	for n, c := range o.cells {
+		err := errs[n]
+		switch {
+		case err == nil:
+			if err = c.Opened(plain[n]); err != nil {
+				err = o.reqs[n].Fail(err)
+			}
+			clear(plain[n])
+		case o.facts[n] != nil && (errors.Is(err, enc.ErrItemContext) || errors.Is(err, enc.ErrBinding)):
+			err = o.reqs[n].Fail(o.facts[n])
+		}
+		if err != nil {
+			c.OpenFailed(err)
+			if !errors.Is(err, enc.ErrWriteOnly) {
+				o.fail(o.items[n], err)
+			}
+		}
+	}
+}
+
+// cmpOr returns the first error that is not nil.
+func cmpOr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valueOpener opens sealed values: an *enc.Encryptor for one call, an
+// *enc.Session for the calls of one iteration.
+type valueOpener interface {
+	OpenEach(ctx context.Context, reqs []enc.OpenRequest) ([][]byte, []error)
+}

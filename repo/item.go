@@ -1,0 +1,178 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
+// DynamoDB's 400 KB item limit. Nothing of the call is written.
+var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit")
+
+// Put writes item, replacing any item with the same key. Its new or changed
+// encrypted values are sealed first; if sealing fails nothing is written.
+// An item that cannot fit DynamoDB's 400 KB limit once sealed fails with
+// ErrItemTooLarge, before any KMS call when its plaintexts already tell.
+// It takes If, IfNotExists, IfExists and ReturnCurrentOnFailure; a
+// condition that does not hold gives a *ConditionFailedError[T].
+func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
+	o, err := writeOptions("Put", 0, opts)
+	if err != nil {
+		return err
+	}
+	cond, err := r.condition("put", o)
+	if err != nil {
+		return err
+	}
+	db, err := r.db()
+	if err != nil {
+		return err
+	}
+	k := r.keyOf(item)
+	fits := func(_ int, m attrMap, size int) error { return r.checkItemSize("put", k, m, size) }
+	ms, sizes, err := r.marshalItems(ctx, "put", []T{item}, fits)
+	if err != nil {
+		return err
+	}
+	if err := r.checkItemSize("put", k, ms[0], sizes[0]); err != nil {
+		return err
+	}
+	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o)}
+	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
+	if _, err := db.PutItem(ctx, in); err != nil {
+		return r.writeError(ctx, "put", k, o, err)
+	}
+	return nil
+}
+
+// checkItemSize refuses an item DynamoDB would refuse, naming its largest
+// attribute: sealing makes a value about a third larger than its plaintext,
+// which is easy to overlook. size may count more than m holds (values still
+// to be sealed).
+func (r *Repo[T]) checkItemSize(op string, k Key, m attrMap, size int) error {
+	if size <= maxItemBytes {
+		return nil
+	}
+	largest, largestSize := "", 0
+	for name, v := range m {
+		if n := len(name) + valueSize(v); n > largestSize {
+			largest, largestSize = name, n
+		}
+	}
+	return fmt.Errorf("repo %s: %s %s: item is at least %d bytes, largest plain attribute %q is %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
+}
+
+// Get reads the item with key k and opens its encrypted fields. A missing
+// item gives ErrNotFound; one that cannot be opened an *ItemError naming
+// the attribute. It takes ConsistentRead and Project.
+func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
+	var zero T
+	o, err := readOptions("Get", 0, opts)
+	if err != nil {
+		return zero, err
+	}
+	db, err := r.db()
+	if err != nil {
+		return zero, err
+	}
+	km, err := r.keyMap(k)
+	if err != nil {
+		return zero, err
+	}
+	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
+	if in.ProjectionExpression, in.ExpressionAttributeNames, err = r.projectionOnly("get", o.Projection, nil); err != nil {
+		return zero, err
+	}
+	out, err := db.GetItem(ctx, in)
+	if err != nil {
+		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
+	}
+	if out.Item == nil {
+		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
+	}
+	items, errs := r.openItems(ctx, r.encryptor, "get", []attrMap{out.Item}, false)
+	return items[0], errs[0]
+}
+
+// Delete removes the item with key k. Deleting a missing item is not an
+// error unless IfExists says so. It takes If, IfExists and
+// ReturnCurrentOnFailure; a condition that does not hold gives a
+// *ConditionFailedError[T]. DeleteReturning also returns the item.
+func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error {
+	o, err := writeOptions("Delete", 0, opts)
+	if err != nil {
+		return err
+	}
+	_, err = r.deleteItem(ctx, k, o, "")
+	return err
+}
+
+// DeleteReturning removes the item with key k and returns it as it was, with
+// its encrypted fields opened. If no item had the key, nothing is deleted and
+// the error is ErrNotFound. It takes the options of Delete. The item is
+// deleted whenever the error is nil; a value that cannot be opened (KMS
+// unreachable, a damaged value) stays sealed, and its Value gives the reason.
+func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOption) (T, error) {
+	var zero T
+	o, err := writeOptions("DeleteReturning", 0, opts)
+	if err != nil {
+		return zero, err
+	}
+	out, err := r.deleteItem(ctx, k, o, types.ReturnValueAllOld)
+	if err != nil {
+		return zero, err
+	}
+	if len(out.Attributes) == 0 {
+		return zero, fmt.Errorf("repo %s: delete %s: %w", r.table, k, ErrNotFound)
+	}
+	return r.returned(ctx, out.Attributes), nil
+}
+
+// returned opens an item a write returned. The write has happened, so
+// nothing may fail: what does not open stays sealed with its reason.
+func (r *Repo[T]) returned(ctx context.Context, m attrMap) T {
+	items, _ := r.openItems(ctx, r.encryptor, "returned item", []attrMap{m}, true)
+	return items[0]
+}
+
+// deleteItem sends the DeleteItem request of Delete and DeleteReturning.
+func (r *Repo[T]) deleteItem(ctx context.Context, k Key, o WriteOptions, ret types.ReturnValue) (*dynamodb.DeleteItemOutput, error) {
+	cond, err := r.condition("delete", o)
+	if err != nil {
+		return nil, err
+	}
+	db, err := r.db()
+	if err != nil {
+		return nil, err
+	}
+	km, err := r.keyMap(k)
+	if err != nil {
+		return nil, err
+	}
+	in := &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km, ReturnValues: ret, ReturnValuesOnConditionCheckFailure: onFailure(o)}
+	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
+	out, err := db.DeleteItem(ctx, in)
+	if err != nil {
+		return nil, r.writeError(ctx, "delete", k, o, err)
+	}
+	return out, nil
+}
+
+// writeError turns a failed write into a *ConditionFailedError when its
+// condition failed, with the current item opened if the caller asked for it.
+func (r *Repo[T]) writeError(ctx context.Context, op string, k Key, o WriteOptions, err error) error {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return fmt.Errorf("repo %s: %s: %w", r.table, op, err)
+	}
+	cf := &ConditionFailedError[T]{Op: op, Table: r.table, Key: k, Err: err}
+	if o.ReturnCurrentOnFailure && len(ccf.Item) > 0 {
+		cf.Current, cf.HasCurrent = r.returned(ctx, ccf.Item), true
+	}
+	return cf
+}

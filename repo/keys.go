@@ -1,0 +1,263 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/internal/attrkind"
+	"github.com/dynoseal/dynoseal/internal/number"
+)
+
+// attrMap is an item or key as DynamoDB sends it.
+type attrMap = map[string]types.AttributeValue
+
+func (r *Repo[T]) keyMap(k Key) (attrMap, error) {
+	p := r.plan
+	if k.Hash == nil {
+		return nil, fmt.Errorf("repo %s: key has no hash value", r.table)
+	}
+	hv, err := keyValue(p.hash, k.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: hash key %s: %w", r.table, p.hash.name, err)
+	}
+	switch {
+	case p.rng == nil && k.Range != nil:
+		return nil, fmt.Errorf("repo %s: table has no range key but the key has one", r.table)
+	case p.rng != nil && k.Range == nil:
+		return nil, fmt.Errorf("repo %s: key lacks the range key %s", r.table, p.rng.name)
+	case p.rng == nil:
+		return attrMap{p.hash.name: hv}, nil
+	}
+	rv, err := keyValue(p.rng, k.Range)
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: range key %s: %w", r.table, p.rng.name, err)
+	}
+	return attrMap{p.hash.name: hv, p.rng.name: rv}, nil
+}
+
+// keyValue turns a key value into the attribute value the field would have.
+// The value must be of the field's type, or a number or string type that
+// converts to it without loss.
+func keyValue(f *attr, v any) (types.AttributeValue, error) {
+	val := reflect.ValueOf(v)
+	if !val.Type().AssignableTo(f.typ) {
+		converted, ok := convertExactly(val, f.typ)
+		if !ok {
+			return nil, fmt.Errorf("%T does not fit the key's type %s", v, f.typ)
+		}
+		val = converted
+	}
+	av, plain := marshalPlain(f, val)
+	if !plain {
+		var err error
+		if av, err = marshalAs(f, val); err != nil {
+			return nil, err
+		}
+	}
+	if av == nil {
+		return nil, errors.New("empty value")
+	}
+	return av, nil
+}
+
+var marshalerType = reflect.TypeFor[attributevalue.Marshaler]()
+
+// marshalAs returns v, a value of f's type, as the attribute it is in an
+// item; nil when the item would leave it out or hold NULL.
+func marshalAs(f *attr, v reflect.Value) (types.AttributeValue, error) {
+	w := reflect.New(f.wrapper).Elem()
+	w.Field(0).Set(v)
+	m, err := marshalMap(w.Interface())
+	if err != nil {
+		return nil, err
+	}
+	if av := m[f.name]; !isNull(av) {
+		return av, nil
+	}
+	return nil, nil
+}
+
+// marshalPlain writes a key value of a plain string, integer or []byte
+// field directly, as attributevalue would; ok is false for anything else.
+func marshalPlain(f *attr, v reflect.Value) (av types.AttributeValue, ok bool) {
+	_, opts, _ := strings.Cut(f.tag.Get("dynamodbav"), ",")
+	t := v.Type()
+	if opts != "" || t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) {
+		return nil, false
+	}
+	switch {
+	case t.Kind() == reflect.String:
+		if v.Len() == 0 {
+			return nil, true
+		}
+		return &types.AttributeValueMemberS{Value: v.String()}, true
+	case v.CanInt():
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v.Int(), 10)}, true
+	case v.CanUint() && t.Kind() != reflect.Uintptr:
+		return &types.AttributeValueMemberN{Value: strconv.FormatUint(v.Uint(), 10)}, true
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t.Elem().Name() == "uint8":
+		if v.Len() == 0 {
+			return nil, true
+		}
+		return &types.AttributeValueMemberB{Value: v.Bytes()}, true
+	}
+	return nil, false
+}
+
+// convertExactly converts between number types, or between string types,
+// when the value survives the round trip; never between kinds (Go would turn
+// an int into a one-rune string).
+func convertExactly(v reflect.Value, to reflect.Type) (reflect.Value, bool) {
+	kindOf := func(k reflect.Kind) int {
+		switch {
+		case k >= reflect.Int && k <= reflect.Float64:
+			return 1
+		case k == reflect.String:
+			return 2
+		}
+		return 0
+	}
+	from := kindOf(v.Kind())
+	if from == 0 || from != kindOf(to.Kind()) || !v.CanConvert(to) {
+		return reflect.Value{}, false
+	}
+	c := v.Convert(to)
+	if !c.CanConvert(v.Type()) || !c.Convert(v.Type()).Equal(v) {
+		return reflect.Value{}, false
+	}
+	return c, true
+}
+
+func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {
+	switch t.Kind() {
+	case reflect.String:
+		return types.ScalarAttributeTypeS, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return types.ScalarAttributeTypeN, nil
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return types.ScalarAttributeTypeB, nil
+		}
+	}
+	return "", fmt.Errorf("type %s cannot be a key (want a string, number or []byte)", t)
+}
+
+// keyID returns a string that is equal for two items exactly when DynamoDB
+// sees the same primary key in them; it reads only the key attributes.
+func (r *Repo[T]) keyID(m attrMap) (string, error) {
+	var b []byte
+	for _, name := range r.plan.keyNames() {
+		var kind byte
+		var val string
+		switch v := m[name].(type) {
+		case *types.AttributeValueMemberS:
+			kind, val = 'S', v.Value
+		case *types.AttributeValueMemberN:
+			c, err := number.Canonical(v.Value)
+			if err != nil {
+				return "", fmt.Errorf("key attribute %s: %w", name, err)
+			}
+			kind, val = 'N', c
+		case *types.AttributeValueMemberB:
+			kind, val = 'B', string(v.Value)
+		case nil:
+			return "", fmt.Errorf("key attribute %s is missing", name)
+		default:
+			return "", fmt.Errorf("key attribute %s is %s, want S, N or B", name, attrkind.Of(v))
+		}
+		b = append(strconv.AppendInt(append(b, kind), int64(len(val)), 10), ':')
+		b = append(b, val...)
+	}
+	return string(b), nil
+}
+
+// DynamoDB's limits for one request. Item sizes are counted the way DynamoDB
+// counts them (attribute names plus values), not as JSON on the wire.
+const (
+	maxWritesPerRequest = 25
+	maxKeysPerRequest   = 100
+	maxRequestBytes     = 16 << 20
+	maxItemBytes        = 400 << 10
+)
+
+// itemSize is the size DynamoDB charges an item (or key) against its limits:
+// attribute names plus values, as its documentation describes.
+func itemSize(m attrMap) int {
+	n := 0
+	for name, v := range m {
+		n += len(name) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	n := 0
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return numberSize(v.Value)
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberSS:
+		for _, s := range v.Value {
+			n += len(s)
+		}
+	case *types.AttributeValueMemberNS:
+		for _, s := range v.Value {
+			n += numberSize(s)
+		}
+	case *types.AttributeValueMemberBS:
+		for _, b := range v.Value {
+			n += len(b)
+		}
+	case *types.AttributeValueMemberL:
+		n = 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+	case *types.AttributeValueMemberM:
+		n = 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + valueSize(e)
+		}
+	default: // BOOL, NULL
+		return 1
+	}
+	return n
+}
+
+// numberSize is one byte per two significant digits plus one.
+func numberSize(s string) int {
+	digits := 0
+	lead := true
+	trailing := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 'e' || c == 'E' {
+			break
+		}
+		if c < '0' || c > '9' {
+			continue
+		}
+		if lead && c == '0' {
+			continue
+		}
+		lead = false
+		digits++
+		if c == '0' {
+			trailing++
+		} else {
+			trailing = 0
+		}
+	}
+	return (max(digits-trailing, 1)+1)/2 + 1
+}
