@@ -126,7 +126,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	ids := make([]string, len(items))
 	seen := make(map[string]int, len(items))
 	// Runs on each item's attributes before anything is sealed.
-	check := func(i int, m attrMap, size int) error {
+	check := func(i int, m attrMap, pending map[string]int) error {
 		id, err := r.keyID(m)
 		if err != nil {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, r.keyOf(items[i]), err)
@@ -135,7 +135,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 			return fmt.Errorf("repo %s: BatchPut: key %s appears at %d and %d: %w", r.table, r.keyOf(items[i]), j, i, ErrDuplicateKey)
 		}
 		seen[id], ids[i] = i, id
-		return r.checkItemSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, size)
+		return r.checkItemSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, pending)
 	}
 	ms, sizes, err := r.marshalItems(ctx, "BatchPut", items, check)
 	if err != nil {
@@ -143,7 +143,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	}
 	reqs := make([]types.WriteRequest, len(ms))
 	for i, m := range ms {
-		if err := r.checkItemSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, sizes[i]); err != nil {
+		if err := r.checkSealedSize(fmt.Sprintf("BatchPut item %d", i), r.keyOf(items[i]), m, sizes[i]); err != nil {
 			return err
 		}
 		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
@@ -298,15 +298,17 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		}
 	}
 	opened, errs := r.openItems(ctx, r.encryptor, "batch get", raw, false)
-	items := make([]T, 0, len(raw))
+	var items []T
+	var failed []error
 	for n, err := range errs {
 		if err != nil {
 			left = append(left, read[n])
-			cause = joinErrors([]error{cause, err})
+			failed = append(failed, err)
 			continue
 		}
 		items = append(items, opened[n])
 	}
+	cause = joinErrors([]error{cause, firstErrors(failed, 3)})
 	if len(left) > 0 {
 		slices.Sort(left)
 		keyAt := func(i int) Key { return keys[i] }

@@ -329,15 +329,20 @@ func minSealedSize(n int) int {
 	return len(enc.Prefix) + base64.StdEncoding.EncodedLen(3+1+12+n+16)
 }
 
-// pendingSize is the least the reserved values of item i add to its size.
-func (s *sealing) pendingSize(i int) int {
-	n := 0
+// pendingSizes is the least the reserved values of item i add to each
+// top-level attribute's size.
+func (s *sealing) pendingSizes(i int) map[string]int {
+	var out map[string]int
 	for _, sl := range s.slots {
 		if sl.item == i {
-			n += minSealedSize(max(len(sl.plain), len(sl.stored)))
+			if out == nil {
+				out = map[string]int{}
+			}
+			top, _ := topName(sl.found.path)
+			out[top] += minSealedSize(max(len(sl.plain), len(sl.stored)))
 		}
 	}
-	return n
+	return out
 }
 
 // seal seals the reserved values, reading each item's facts from its

@@ -3,7 +3,6 @@ package repo
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // ErrNotFound is returned by Get when no item has the key.
@@ -68,4 +67,11 @@ func joinErrors(errs []error) error {
 	return errors.Join(kept...)
 }
 
-var _ = strings.Builder{}
+// firstErrors joins the first n of errs and counts the rest, so that a
+// call that fails for many items the same way says so in a few lines.
+func firstErrors(errs []error, n int) error {
+	if len(errs) <= n {
+		return joinErrors(errs)
+	}
+	return errors.Join(append(errs[:n:n], fmt.Errorf("and %d more items", len(errs)-n))...)
+}

@@ -162,9 +162,9 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 // marshalItems seals the new and changed values of items, with one data key
 // per (key, region, context) for the whole call, and marshals them; sizes
 // are the items' sizes as DynamoDB counts them. check sees each item's
-// attributes and least size before anything is sealed, so a write that
-// cannot happen costs no KMS call.
-func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int) error) ([]attrMap, []int, error) {
+// attributes, with the least its values still to be sealed add to each,
+// before anything is sealed, so a write that cannot happen costs no KMS call.
+func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, pending map[string]int) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
 	s := sealing{p: r.plan}
@@ -183,7 +183,7 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 		}
 		out[i], sizes[i] = m, itemSize(m)
 		if check != nil {
-			if err := check(i, m, sizes[i]+s.pendingSize(i)); err != nil {
+			if err := check(i, m, s.pendingSizes(i)); err != nil {
 				s.wipe()
 				return nil, nil, err
 			}
