@@ -8,6 +8,7 @@
 #   make test          deps + unit + integration
 #   make demo          examples/quickstart against moto
 #   make bench         benchmarks of enc and repo (in-memory KMS), six runs each, through benchstat
+#   make interop-fixture  re-make tests/interop/testdata/python-fixture.json (Python, on local-kms)
 #
 # Variables: BACKENDS (default "moto strict"), ALLOW_SKIP (regexp of tests
 # that may be skipped on every backend, e.g. Docker-only suites), GOTEST_FLAGS.
@@ -24,7 +25,7 @@ GOTEST_FLAGS ?=
 TMPOUT := .tmp
 NPM_STAMP := node_modules/.dynoseal-npm-ci
 
-.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo clean
+.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo interop-fixture clean
 
 # ------------------------------------------------------------------ deps
 
@@ -100,6 +101,12 @@ bench: tools
 
 demo: deps
 	scripts/with-services.sh moto -- go run ./examples/quickstart
+
+# Values sealed by the Python implementation of docs/format.md, under a key
+# whose material is imported (local-kms can; moto cannot), for
+# tests/integration/interop_test.go. See tests/interop/README.md.
+interop-fixture: deps
+	scripts/with-services.sh strict -- python3 tests/interop/interop_fixture.py make-fixture tests/interop/testdata/python-fixture.json
 
 clean:
 	rm -rf bin $(TMPOUT)
