@@ -258,37 +258,45 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	// found[i] is the item of keys[i]; requests in flight fill distinct slots.
 	found := make([]attrMap, len(keys))
 	send := func(ctx context.Context, idx []int) ([]int, error) {
-		ka := request
-		ka.Keys = make([]attrMap, len(idx))
-		for j, i := range idx {
-			ka.Keys[j] = keyMaps[i]
-		}
-		out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{r.table: ka}})
-		if err != nil {
-			return nil, err
-		}
-		var got, unprocessed []attrMap
-		for _, items := range out.Responses {
-			got = append(got, items...)
-		}
-		for _, u := range out.UnprocessedKeys {
-			unprocessed = append(unprocessed, u.Keys...)
-		}
-		at, err := r.match(idx, ids, got)
-		if err != nil {
-			return nil, err
-		}
-		left, err := r.match(idx, ids, unprocessed)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range at {
-			found[i] = got[j]
-		}
-		return left, nil
+		return r.batchGetRequest(ctx, db, request, keyMaps, ids, idx, found)
 	}
 	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
+	items, unopened, failed := r.openFound(ctx, found)
+	left = append(left, unopened...)
+	cause = joinErrors([]error{cause, failed})
+	if len(left) > 0 {
+		slices.Sort(left)
+		keyAt := func(i int) Key { return keys[i] }
+		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keyAt, left), Total: len(keys), Err: cause}
+	}
+	return items, nil
+}
 
+// batchGetRequest sends one BatchGetItem for the keys idx, stores what it
+// returns in found and returns the keys left unprocessed.
+func (r *Repo[T]) batchGetRequest(ctx context.Context, db API, request types.KeysAndAttributes, keyMaps []attrMap, ids []string, idx []int, found []attrMap) ([]int, error) {
+	request.Keys = make([]attrMap, len(idx))
+	for j, i := range idx {
+		request.Keys[j] = keyMaps[i]
+	}
+	out, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{r.table: request}})
+	if err != nil {
+		return nil, err
+	}
+	got := out.Responses[r.table]
+	at, err := r.match(idx, ids, got)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		found[i] = got[j]
+	}
+	return r.match(idx, ids, out.UnprocessedKeys[r.table].Keys)
+}
+
+// openFound opens the items BatchGet read, in the order of its keys, and
+// returns those that opened, the positions of those that did not and why.
+func (r *Repo[T]) openFound(ctx context.Context, found []attrMap) (items []T, unopened []int, why error) {
 	var raw []attrMap
 	var read []int
 	for i, m := range found {
@@ -298,23 +306,16 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		}
 	}
 	opened, errs := r.openItems(ctx, r.encryptor, "batch get", raw, false)
-	var items []T
 	var failed []error
 	for n, err := range errs {
 		if err != nil {
-			left = append(left, read[n])
+			unopened = append(unopened, read[n])
 			failed = append(failed, err)
 			continue
 		}
 		items = append(items, opened[n])
 	}
-	cause = joinErrors([]error{cause, firstErrors(failed, 3)})
-	if len(left) > 0 {
-		slices.Sort(left)
-		keyAt := func(i int) Key { return keys[i] }
-		return items, &BatchError{Op: "BatchGet", Table: r.table, Unprocessed: pick(keyAt, left), Total: len(keys), Err: cause}
-	}
-	return items, nil
+	return items, unopened, firstErrors(failed, 3)
 }
 
 // keyMaps marshals keys and rejects the call if two of them are equal.

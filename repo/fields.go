@@ -144,61 +144,78 @@ func lostReason(f, win *attr, group []*attr) string {
 // embedded structs. A struct type reached twice at one depth yields its
 // fields twice, so that they cancel out as attributevalue's do.
 func enumerate(t reflect.Type) ([]*attr, []hiddenField) {
-	type queued struct {
-		t     reflect.Type
-		index []int
-		owner string
-	}
-	var out []*attr
-	var hidden []hiddenField
-	visited := map[reflect.Type]bool{}
-	next := []queued{{t: t, owner: t.Name()}}
-	count := map[reflect.Type]int{}
+	e := enumeration{visited: map[reflect.Type]bool{}}
+	next := []embedded{{t: t, owner: t.Name()}}
 	for len(next) > 0 {
+		e.seen, e.count = e.count, map[reflect.Type]int{}
 		current := next
-		next = nil
-		levelCount := count
-		count = map[reflect.Type]int{}
+		e.next = nil
 		for _, q := range current {
-			if visited[q.t] {
-				continue
+			if !e.visited[q.t] {
+				e.visited[q.t] = true
+				e.level(q)
 			}
-			visited[q.t] = true
-			for i := range q.t.NumField() {
-				sf := q.t.Field(i)
-				goName := q.owner + "." + sf.Name
-				name, _, _ := strings.Cut(sf.Tag.Get("dynamodbav"), ",")
-				switch {
-				case !sf.IsExported() && !sf.Anonymous:
-					hidden = append(hidden, hiddenField{goName, sf.Tag, "it is unexported", false})
-					continue
-				case name == "-":
-					hidden = append(hidden, hiddenField{goName, sf.Tag, "its tag is `dynamodbav:\"-\"`", false})
-					continue
-				}
-				ft := sf.Type
-				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				index := append(slices.Clip(q.index), i)
-				if sf.Anonymous && !sf.IsExported() && (ft.Kind() != reflect.Struct || sf.Type.Kind() == reflect.Pointer) {
-					hidden = append(hidden, hiddenField{goName, sf.Tag, "an unexported embedded pointer or non-struct type cannot be read or filled by attributevalue (it panics); export the type or tag the field `dynamodbav:\"-\"`", true})
-					continue
-				}
-				if sf.Anonymous && name == "" && ft.Kind() == reflect.Struct {
-					count[ft]++
-					if count[ft] == 1 {
-						next = append(next, queued{t: ft, index: index, owner: goName})
-					}
-					continue
-				}
-				f := &attr{name: cmp.Or(name, sf.Name), goName: goName, index: index, typ: sf.Type, tag: sf.Tag, tagged: name != ""}
-				out = append(out, f)
-				if levelCount[q.t] > 1 {
-					out = append(out, f)
-				}
+		}
+		next = e.next
+	}
+	return e.out, e.hidden
+}
+
+// embedded is a struct type to enumerate, at index in the outer type.
+type embedded struct {
+	t     reflect.Type
+	index []int
+	owner string
+}
+
+type enumeration struct {
+	out     []*attr
+	hidden  []hiddenField
+	visited map[reflect.Type]bool
+	next    []embedded
+	// seen counts the struct types queued for this depth, count those
+	// queued for the next.
+	seen, count map[reflect.Type]int
+}
+
+// level adds the fields of one embedded struct.
+func (e *enumeration) level(q embedded) {
+	for i := range q.t.NumField() {
+		sf := q.t.Field(i)
+		goName := q.owner + "." + sf.Name
+		name, _, _ := strings.Cut(sf.Tag.Get("dynamodbav"), ",")
+		ft := sf.Type
+		if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch why, unusable := unseen(sf, name, ft); {
+		case why != "":
+			e.hidden = append(e.hidden, hiddenField{goName, sf.Tag, why, unusable})
+		case sf.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			if e.count[ft]++; e.count[ft] == 1 {
+				e.next = append(e.next, embedded{t: ft, index: append(slices.Clip(q.index), i), owner: goName})
+			}
+		default:
+			f := &attr{name: cmp.Or(name, sf.Name), goName: goName, index: append(slices.Clip(q.index), i), typ: sf.Type, tag: sf.Tag, tagged: name != ""}
+			e.out = append(e.out, f)
+			if e.seen[q.t] > 1 {
+				e.out = append(e.out, f)
 			}
 		}
 	}
-	return out, hidden
+}
+
+// unseen says why attributevalue does not see a field, or (unusable) sees
+// one it cannot read or fill; "" when it sees it. ft is the field's type
+// behind an unnamed pointer.
+func unseen(sf reflect.StructField, name string, ft reflect.Type) (why string, unusable bool) {
+	switch {
+	case !sf.IsExported() && !sf.Anonymous:
+		return "it is unexported", false
+	case name == "-":
+		return "its tag is `dynamodbav:\"-\"`", false
+	case sf.Anonymous && !sf.IsExported() && (ft.Kind() != reflect.Struct || sf.Type.Kind() == reflect.Pointer):
+		return "an unexported embedded pointer or non-struct type cannot be read or filled by attributevalue (it panics); export the type or tag the field `dynamodbav:\"-\"`", true
+	}
+	return "", false
 }

@@ -194,21 +194,23 @@ func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	bad := func(knob string) error { return fmt.Errorf("repo: %s does not take %s", op, knob) }
-	switch {
-	case len(o.Filters) > 0 && allowed&knobFilter == 0:
-		return o, bad("a filter")
-	case o.Index != "" && allowed&knobIndex == 0:
-		return o, bad("an index")
-	case o.Descending && allowed&knobOrder == 0:
-		return o, bad("an order")
-	case o.Limit != 0 && allowed&knobLimit == 0:
-		return o, bad("a limit")
-	case o.PageSize != 0 && allowed&knobLimit == 0:
-		return o, bad("a page size")
-	case (o.Segments != 0 || o.oneSegment) && allowed&knobSegments == 0:
-		return o, bad("segments")
-	case o.Limit < 0 || o.PageSize < 0 || o.Segments < 0:
+	for _, k := range []struct {
+		set  bool
+		knob readKnobs
+		name string
+	}{
+		{len(o.Filters) > 0, knobFilter, "a filter"},
+		{o.Index != "", knobIndex, "an index"},
+		{o.Descending, knobOrder, "an order"},
+		{o.Limit != 0, knobLimit, "a limit"},
+		{o.PageSize != 0, knobLimit, "a page size"},
+		{o.Segments != 0 || o.oneSegment, knobSegments, "segments"},
+	} {
+		if k.set && allowed&k.knob == 0 {
+			return o, fmt.Errorf("repo: %s does not take %s", op, k.name)
+		}
+	}
+	if o.Limit < 0 || o.PageSize < 0 || o.Segments < 0 {
 		return o, fmt.Errorf("repo: %s: negative limit, page size or segment count", op)
 	}
 	return o, nil

@@ -135,28 +135,9 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 			return Page[T]{}, fmt.Errorf("repo %s: %s: %w", r.table, rd.op, err)
 		}
 	}
-	var raw []attrMap
-	for {
-		if err := ctx.Err(); err != nil {
-			return Page[T]{}, r.pageFailed(ctx, rd.op, err)
-		}
-		items, last, err := rd.fetch(ctx, start, rd.pageLimit(rd.limit-len(raw)))
-		if err != nil {
-			return Page[T]{}, r.pageFailed(ctx, rd.op, err)
-		}
-		raw = append(raw, items...)
-		start = last
-		if rd.limit > 0 && len(raw) > rd.limit {
-			// Only a filtered read of the table gets here (see pageLimit):
-			// continue after the last item kept, from its primary key.
-			raw = raw[:rd.limit]
-			if start, err = keyAttributes(raw[len(raw)-1], rd.keyNames); err != nil {
-				return Page[T]{}, fmt.Errorf("repo %s: %s: %w", r.table, rd.op, err)
-			}
-		}
-		if len(start) == 0 || rd.limit == 0 || len(raw) == rd.limit {
-			break
-		}
+	raw, start, err := r.fetchPage(ctx, rd, start)
+	if err != nil {
+		return Page[T]{}, err
 	}
 	opened, errs := r.openItems(ctx, r.encryptor, rd.op, raw, false)
 	p := Page[T]{Items: make([]T, 0, len(opened))}
@@ -166,12 +147,39 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 		}
 	}
 	if len(start) > 0 {
-		var err error
 		if p.Next, err = encodeToken(rd.bind, start); err != nil {
 			return Page[T]{}, fmt.Errorf("repo %s: %s: page token: %w", r.table, rd.op, err)
 		}
 	}
 	return p, joinErrors(errs)
+}
+
+// fetchPage requests the items of one page after start: with a limit, until
+// it has that many items or nothing is left; without one, once. It returns
+// them and where the next page starts.
+func (r *Repo[T]) fetchPage(ctx context.Context, rd *reader, start attrMap) ([]attrMap, attrMap, error) {
+	var raw []attrMap
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, r.pageFailed(ctx, rd.op, err)
+		}
+		items, last, err := rd.fetch(ctx, start, rd.pageLimit(rd.limit-len(raw)))
+		if err != nil {
+			return nil, nil, r.pageFailed(ctx, rd.op, err)
+		}
+		raw, start = append(raw, items...), last
+		if rd.limit > 0 && len(raw) > rd.limit {
+			// Only a filtered read of the table gets here (see pageLimit):
+			// continue after the last item kept, from its primary key.
+			raw = raw[:rd.limit]
+			if start, err = keyAttributes(raw[len(raw)-1], rd.keyNames); err != nil {
+				return nil, nil, fmt.Errorf("repo %s: %s: %w", r.table, rd.op, err)
+			}
+		}
+		if len(start) == 0 || rd.limit == 0 || len(raw) == rd.limit {
+			return raw, start, nil
+		}
+	}
 }
 
 // keyAttributes returns the attributes of item that names name: its key, to

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dynoseal/dynoseal/enc"
 )
 
 const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments
@@ -179,105 +181,128 @@ type scanned[T any] struct {
 // aborting a request mid-flight closes its connection. Cancelling ctx still
 // aborts them.
 func (r *Repo[T]) scanParallel(ctx context.Context, s *scan, yield func(T, error) bool) {
-	var zero T
-	session := r.encryptor.Session()
-	defer session.Close() // deferred first: runs after the workers are done
-	pages := make(chan scanned[T])
-	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return ctx.Err() != nil
-		}
-	}
-	send := func(p scanned[T]) bool {
-		select {
-		case pages <- p:
-			return true
-		case <-stop:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-	budget := newItemBudget(s.o.Limit)
+	ps := &parallelScan[T]{r: r, s: s, session: r.encryptor.Session(), pages: make(chan scanned[T]),
+		stop: make(chan struct{}), budget: newItemBudget(s.o.Limit)}
+	defer ps.session.Close() // deferred first: runs after the workers are done
 	var wg sync.WaitGroup
-	var next atomic.Int64
-	total := s.o.Segments
-	for range min(total, parallelScanWorkers) {
+	for range min(s.o.Segments, parallelScanWorkers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				seg := int(next.Add(1) - 1)
-				if seg >= total {
-					return
-				}
-				rd := s.reader(seg, total)
-				var start attrMap
-				for {
-					left, limited := budget.left()
-					if stopped() || (limited && left == 0) {
-						return
-					}
-					// Any segment may hold every item still wanted.
-					items, last, err := rd.fetch(ctx, start, rd.streamLimit(left))
-					if err != nil {
-						send(scanned[T]{err: r.pageFailed(ctx, s.op, err)})
-						return
-					}
-					if stopped() {
-						return
-					}
-					if limited {
-						items = items[:budget.take(len(items))]
-					}
-					ts, errs := r.openItems(ctx, session, s.op, items, false)
-					if len(ts) > 0 && !send(scanned[T]{items: ts, errs: errs}) {
-						return
-					}
-					if len(last) == 0 {
-						break
-					}
-					start = last
-				}
-			}
+			ps.work(ctx)
 		}()
 	}
 	go func() {
 		wg.Wait()
-		close(pages)
+		close(ps.pages)
 	}()
 	defer func() {
-		close(stop)
-		for range pages {
+		close(ps.stop)
+		for range ps.pages {
 		}
 	}()
+	ps.consume(ctx, yield)
+}
+
+// parallelScan is the state the workers and the consumer of one parallel
+// scan share.
+type parallelScan[T any] struct {
+	r       *Repo[T]
+	s       *scan
+	session *enc.Session
+	pages   chan scanned[T]
+	stop    chan struct{} // closed when the consumer is done
+	budget  *itemBudget
+	next    atomic.Int64 // the next segment to read
+}
+
+func (ps *parallelScan[T]) stopped(ctx context.Context) bool {
+	select {
+	case <-ps.stop:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
+}
+
+func (ps *parallelScan[T]) send(ctx context.Context, p scanned[T]) bool {
+	select {
+	case ps.pages <- p:
+		return true
+	case <-ps.stop:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// work reads whole segments until none is left or the scan stops.
+func (ps *parallelScan[T]) work(ctx context.Context) {
+	total := ps.s.o.Segments
+	for {
+		seg := int(ps.next.Add(1) - 1)
+		if seg >= total || !ps.segment(ctx, ps.s.reader(seg, total)) {
+			return
+		}
+	}
+}
+
+// segment pages through one segment, opening each page; false when the
+// scan stops.
+func (ps *parallelScan[T]) segment(ctx context.Context, rd *reader) bool {
+	var start attrMap
+	for {
+		left, limited := ps.budget.left()
+		if ps.stopped(ctx) || (limited && left == 0) {
+			return false
+		}
+		// Any segment may hold every item still wanted.
+		items, last, err := rd.fetch(ctx, start, rd.streamLimit(left))
+		if err != nil {
+			ps.send(ctx, scanned[T]{err: ps.r.pageFailed(ctx, ps.s.op, err)})
+			return false
+		}
+		if ps.stopped(ctx) {
+			return false
+		}
+		if limited {
+			items = items[:ps.budget.take(len(items))]
+		}
+		ts, errs := ps.r.openItems(ctx, ps.session, ps.s.op, items, false)
+		if len(ts) > 0 && !ps.send(ctx, scanned[T]{items: ts, errs: errs}) {
+			return false
+		}
+		if len(last) == 0 {
+			return true
+		}
+		start = last
+	}
+}
+
+// consume yields the pages' items on the caller's goroutine.
+func (ps *parallelScan[T]) consume(ctx context.Context, yield func(T, error) bool) {
+	var zero T
 	yielded := 0
-	for p := range pages {
+	for p := range ps.pages {
 		if p.err != nil {
 			yield(zero, p.err)
 			return
 		}
 		for i, t := range p.items {
 			if err := ctx.Err(); err != nil {
-				yield(zero, r.pageFailed(ctx, s.op, err))
+				yield(zero, ps.r.pageFailed(ctx, ps.s.op, err))
 				return
 			}
 			if !yield(t, p.errs[i]) {
 				return
 			}
-			yielded++
-			if yielded == s.o.Limit {
+			if yielded++; yielded == ps.s.o.Limit {
 				return
 			}
 		}
 	}
 	// Workers stop quietly when the context ends; say why the items stopped.
 	if err := ctx.Err(); err != nil {
-		yield(zero, r.pageFailed(ctx, s.op, err))
+		yield(zero, ps.r.pageFailed(ctx, ps.s.op, err))
 	}
 }
 

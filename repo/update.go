@@ -510,41 +510,52 @@ func (p *plan) assignValue(dst, v reflect.Value) bool {
 func assignNumber(dst, v reflect.Value) bool {
 	switch {
 	case v.CanInt():
-		n := v.Int()
-		switch {
-		case dst.CanInt() && !dst.OverflowInt(n):
-			dst.SetInt(n)
-		case dst.CanUint() && n >= 0 && !dst.OverflowUint(uint64(n)):
-			dst.SetUint(uint64(n))
-		case dst.CanFloat() && !dst.OverflowFloat(float64(n)) && int64(float64(n)) == n:
-			dst.SetFloat(float64(n))
-		default:
-			return false
-		}
+		return assignInt(dst, v.Int())
 	case v.CanUint():
-		n := v.Uint()
-		switch {
-		case dst.CanInt() && n <= math.MaxInt64 && !dst.OverflowInt(int64(n)):
-			dst.SetInt(int64(n))
-		case dst.CanUint() && !dst.OverflowUint(n):
-			dst.SetUint(n)
-		case dst.CanFloat() && uint64(float64(n)) == n:
-			dst.SetFloat(float64(n))
-		default:
-			return false
-		}
+		return assignUint(dst, v.Uint())
 	case v.CanFloat():
-		f := v.Float()
-		switch {
-		case dst.CanFloat() && !dst.OverflowFloat(f):
-			dst.SetFloat(f)
-		case dst.CanInt() && f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 && !dst.OverflowInt(int64(f)):
-			dst.SetInt(int64(f))
-		case dst.CanUint() && f == math.Trunc(f) && f >= 0 && f < math.MaxUint64 && !dst.OverflowUint(uint64(f)):
-			dst.SetUint(uint64(f))
-		default:
-			return false
-		}
+		return assignFloat(dst, v.Float())
+	}
+	return false
+}
+
+func assignInt(dst reflect.Value, n int64) bool {
+	switch {
+	case dst.CanInt() && !dst.OverflowInt(n):
+		dst.SetInt(n)
+	case dst.CanUint() && n >= 0 && !dst.OverflowUint(uint64(n)):
+		dst.SetUint(uint64(n))
+	case dst.CanFloat() && !dst.OverflowFloat(float64(n)) && int64(float64(n)) == n:
+		dst.SetFloat(float64(n))
+	default:
+		return false
+	}
+	return true
+}
+
+func assignUint(dst reflect.Value, n uint64) bool {
+	switch {
+	case dst.CanInt() && n <= math.MaxInt64 && !dst.OverflowInt(int64(n)):
+		dst.SetInt(int64(n))
+	case dst.CanUint() && !dst.OverflowUint(n):
+		dst.SetUint(n)
+	case dst.CanFloat() && uint64(float64(n)) == n:
+		dst.SetFloat(float64(n))
+	default:
+		return false
+	}
+	return true
+}
+
+func assignFloat(dst reflect.Value, f float64) bool {
+	whole := f == math.Trunc(f)
+	switch {
+	case dst.CanFloat() && !dst.OverflowFloat(f):
+		dst.SetFloat(f)
+	case dst.CanInt() && whole && f >= math.MinInt64 && f < math.MaxInt64 && !dst.OverflowInt(int64(f)):
+		dst.SetInt(int64(f))
+	case dst.CanUint() && whole && f >= 0 && f < math.MaxUint64 && !dst.OverflowUint(uint64(f)):
+		dst.SetUint(uint64(f))
 	default:
 		return false
 	}
