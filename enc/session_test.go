@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,44 +139,6 @@ func TestSessionKeepsModeAndContextRules(t *testing.T) {
 	}
 	if st := e.Stats(); st.DecryptCalls != 2 || st.CacheHits != 0 {
 		t.Fatalf("stats %+v, want 2 Decrypt calls and no hits", st)
-	}
-}
-
-func TestSessionSharesOneDecryptAmongGoroutines(t *testing.T) {
-	ctx := context.Background()
-	keys := enctest.New()
-	e := enc.New(keys)
-	spec := enc.Spec{KeyID: "alias/test"}
-	reqs := sealGroup(t, e, spec, 64)
-	// A slow KMS, so that the goroutines ask for the key while it is fetched.
-	keys.Fail = func(string, enc.KeyRef) error { time.Sleep(5 * time.Millisecond); return nil }
-	s := e.Session()
-	defer s.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			plain, err := s.Open(ctx, reqs[w*4:w*4+4])
-			if err != nil {
-				errs <- err
-				return
-			}
-			for i, p := range plain {
-				if want := fmt.Sprintf("value %d", w*4+i); string(p) != want {
-					errs <- fmt.Errorf("opened %q, want %q", p, want)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if st := e.Stats(); st.DecryptCalls != 1 || st.CacheHits != 15 {
-		t.Fatalf("stats %+v, want 1 Decrypt and 15 hits", st)
 	}
 }
 
