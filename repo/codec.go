@@ -282,7 +282,8 @@ func (f *facts) boundTo(stored string, fd found) string {
 // one enc.Seal call after the items are marshalled.
 type sealing struct {
 	p     *plan
-	slots []slot
+	slots []slot // in item order
+	first []int  // the first slot of each item added
 }
 
 // slot is one value of a write: reserved before marshalling, sealed (or
@@ -299,6 +300,7 @@ type slot struct {
 
 // add reserves the values of item number i, held in v, an addressable copy.
 func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
+	s.first = append(s.first, len(s.slots))
 	w := walker{copyOnWrite: true, visit: func(fd found) error {
 		plain, ok, err := fd.cell.Pending()
 		if err != nil {
@@ -333,16 +335,23 @@ func minSealedSize(n int) int {
 // top-level attribute's size.
 func (s *sealing) pendingSizes(i int) map[string]int {
 	var out map[string]int
-	for _, sl := range s.slots {
-		if sl.item == i {
-			if out == nil {
-				out = map[string]int{}
-			}
-			top, _ := topName(sl.found.path)
-			out[top] += minSealedSize(max(len(sl.plain), len(sl.stored)))
+	for _, sl := range s.itemSlots(i) {
+		if out == nil {
+			out = map[string]int{}
 		}
+		top, _ := topName(sl.found.path)
+		out[top] += minSealedSize(max(len(sl.plain), len(sl.stored)))
 	}
 	return out
+}
+
+// itemSlots are the slots of item number i.
+func (s *sealing) itemSlots(i int) []slot {
+	end := len(s.slots)
+	if i+1 < len(s.first) {
+		end = s.first[i+1]
+	}
+	return s.slots[s.first[i]:end]
 }
 
 // seal seals the reserved values, reading each item's facts from its
@@ -423,10 +432,8 @@ func (sl *slot) request(f *facts) (*enc.SealRequest, error) {
 // sealedSize is what the values sealed for item i add to its size.
 func (s *sealing) sealedSize(i int) int {
 	n := 0
-	for _, sl := range s.slots {
-		if sl.item == i {
-			n += len(sl.av.Value)
-		}
+	for _, sl := range s.itemSlots(i) {
+		n += len(sl.av.Value)
 	}
 	return n
 }
