@@ -62,6 +62,27 @@ func ExampleEncryptor_Seal() {
 	// GenerateDataKey: 1 Decrypt: 1
 }
 
+// OpenEach opens what it can: one damaged value fails alone, with an error
+// that names its attribute.
+func ExampleEncryptor_OpenEach() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	s := enc.Spec{KeyID: "alias/my-app-key"}
+	stored, _ := e.Seal(ctx, []enc.SealRequest{
+		{Spec: s, Attribute: "ssn", Plaintext: []byte("123-45-6789")},
+		{Spec: s, Attribute: "card", Plaintext: []byte("4111 1111 1111 1111")},
+	})
+	plain, errs := e.OpenEach(ctx, []enc.OpenRequest{
+		{Spec: s, Attribute: "ssn", Stored: stored[0]},
+		{Spec: s, Attribute: "card", Stored: stored[1][:len(stored[1])-4] + "AAAA"}, // damaged
+	})
+	fmt.Printf("%s %v\n", plain[0], errs[0])
+	fmt.Println(errors.Is(errs[1], enc.ErrInvalidCiphertext), errs[1])
+	// Output:
+	// 123-45-6789 <nil>
+	// true dynoseal: decrypt attribute card with key alias/my-app-key: invalid ciphertext or encryption context: authentication failed
+}
+
 func ExampleWithCache() {
 	ctx := context.Background()
 	e := enc.New(enctest.New(), enc.WithCache(enc.CacheLimits{
