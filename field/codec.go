@@ -120,17 +120,22 @@ func checkJSONType(t reflect.Type, seen map[reflect.Type]bool) error {
 		}
 		return checkJSONType(t.Elem(), seen)
 	case reflect.Struct:
-		if t.NumField() > 0 && !hasJSONField(t) {
-			return fmt.Errorf("%s has no field JSON can see (all unexported or `json:\"-\"`), so its value would be lost; export a field, or give %s a MarshalJSON and UnmarshalJSON", t, t)
+		return checkJSONStruct(t, seen)
+	}
+	return nil
+}
+
+func checkJSONStruct(t reflect.Type, seen map[reflect.Type]bool) error {
+	if t.NumField() > 0 && !hasJSONField(t) {
+		return fmt.Errorf("%s has no field JSON can see (all unexported or `json:\"-\"`), so its value would be lost; export a field, or give %s a MarshalJSON and UnmarshalJSON", t, t)
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
 		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() && !f.Anonymous {
-				continue
-			}
-			if err := checkJSONType(f.Type, seen); err != nil {
-				return err
-			}
+		if err := checkJSONType(f.Type, seen); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -209,21 +214,18 @@ func checkTimeOffsets(v reflect.Value) error {
 		return nil
 	}
 	t := v.Type()
-	if t == timeType {
-		if !v.CanInterface() {
-			// Reached through an unexported embedded struct, where reflect
-			// cannot read it; a corner too rare to copy the value for.
-			return nil
-		}
-		if _, offset := v.Interface().(time.Time).Zone(); offset%60 != 0 {
-			return errors.New("it holds a time.Time whose zone offset has seconds, which RFC 3339 (time.Time's JSON form) cannot carry; convert it with UTC() first")
-		}
+	switch {
+	case t == timeType:
+		return checkTimeOffset(v)
+	case t.Kind() != reflect.Interface && !mayHoldTime(t):
 		return nil
 	}
-	if t.Kind() != reflect.Interface && !mayHoldTime(t) {
-		return nil
-	}
-	switch t.Kind() {
+	return checkTimeOffsetsInside(v)
+}
+
+// checkTimeOffsetsInside checks the values v holds.
+func checkTimeOffsetsInside(v reflect.Value) error {
+	switch t := v.Type(); t.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
 			return nil
@@ -236,12 +238,8 @@ func checkTimeOffsets(v reflect.Value) error {
 			}
 		}
 	case reflect.Map:
-		iter := v.MapRange()
-		for iter.Next() {
-			if err := checkTimeOffsets(iter.Key()); err != nil {
-				return err
-			}
-			if err := checkTimeOffsets(iter.Value()); err != nil {
+		for key, elem := range v.Seq2() {
+			if err := cmpOr(checkTimeOffsets(key), checkTimeOffsets(elem)); err != nil {
 				return err
 			}
 		}
@@ -252,6 +250,28 @@ func checkTimeOffsets(v reflect.Value) error {
 					return err
 				}
 			}
+		}
+	}
+	return nil
+}
+
+func checkTimeOffset(v reflect.Value) error {
+	if !v.CanInterface() {
+		// Reached through an unexported embedded struct, where reflect
+		// cannot read it; a corner too rare to copy the value for.
+		return nil
+	}
+	if _, offset := v.Interface().(time.Time).Zone(); offset%60 != 0 {
+		return errors.New("it holds a time.Time whose zone offset has seconds, which RFC 3339 (time.Time's JSON form) cannot carry; convert it with UTC() first")
+	}
+	return nil
+}
+
+// cmpOr returns the first error that is not nil.
+func cmpOr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
