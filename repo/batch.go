@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/internal/batchrun"
 )
 
 // ErrDuplicateKey is returned when one batch call names the same key twice.
@@ -41,6 +40,10 @@ func WithBatchBackoff(base, max time.Duration) Option {
 	return func(o *Options) { o.Batch.BaseDelay, o.Batch.MaxDelay = base, max }
 }
 
+func (o BatchOptions) limits() batchrun.Limits {
+	return batchrun.Limits{Concurrency: o.Concurrency, BaseDelay: o.BaseDelay, MaxDelay: o.MaxDelay}
+}
+
 func (o BatchOptions) withDefaults() BatchOptions {
 	if o.Concurrency < 1 {
 		o.Concurrency = 4
@@ -53,17 +56,6 @@ func (o BatchOptions) withDefaults() BatchOptions {
 	}
 	o.MaxDelay = max(o.MaxDelay, o.BaseDelay)
 	return o
-}
-
-// delay is the full-jitter wait before the retry after attempt (0-based).
-func (o BatchOptions) delay(attempt int) time.Duration {
-	ceiling := o.MaxDelay
-	if attempt < 62 {
-		if d := o.BaseDelay << attempt; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return rand.N(ceiling + 1)
 }
 
 // BatchError reports the keys a batch call did not process: items not
@@ -203,7 +195,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 		}
 		return r.match(idx, ids, left)
 	}
-	left, cause := r.batch.drive(ctx, chunk(sizes, maxWritesPerRequest, maxRequestBytes), send)
+	left, cause := batchrun.Run(ctx, r.batch.limits(), batchrun.Chunk(sizes, maxWritesPerRequest, maxRequestBytes), send)
 	if len(left) == 0 {
 		return nil
 	}
@@ -260,7 +252,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	send := func(ctx context.Context, idx []int) ([]int, error) {
 		return r.batchGetRequest(ctx, db, request, keyMaps, ids, idx, found)
 	}
-	left, cause := r.batch.drive(ctx, chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
+	left, cause := batchrun.Run(ctx, r.batch.limits(), batchrun.Chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
 	items, unopened, failed := r.openFound(ctx, found)
 	left = append(left, unopened...)
 	cause = joinErrors([]error{cause, failed})
@@ -366,142 +358,10 @@ func (r *Repo[T]) match(idx []int, ids []string, ms []attrMap) ([]int, error) {
 	return out, nil
 }
 
-// chunk splits entries of the given sizes, in order, into runs of at most
-// maxCount entries and maxBytes bytes.
-func chunk(sizes []int, maxCount, maxBytes int) [][]int {
-	var out [][]int
-	var cur []int
-	bytes := 0
-	for i, n := range sizes {
-		if len(cur) > 0 && (len(cur) == maxCount || bytes+n > maxBytes) {
-			out = append(out, cur)
-			cur, bytes = nil, 0
-		}
-		cur = append(cur, i)
-		bytes += n
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
-}
-
 func pick(keyAt func(int) Key, idx []int) []Key {
 	out := make([]Key, len(idx))
 	for j, i := range idx {
 		out[j] = keyAt(i)
 	}
 	return out
-}
-
-// sendFunc sends one request for the entries idx and returns those DynamoDB
-// left unprocessed.
-type sendFunc func(ctx context.Context, idx []int) (left []int, err error)
-
-var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
-
-// drive sends every chunk until it is processed, with at most o.Concurrency
-// requests in flight, and returns the sorted entries that were not processed
-// with the causes. A request that fails (other than by throttling) stops the
-// call: no new request is started and no more retries are made, but requests
-// in flight finish, so what they processed is known.
-func (o BatchOptions) drive(ctx context.Context, chunks [][]int, send sendFunc) ([]int, error) {
-	var (
-		mu       sync.Mutex
-		left     []int
-		causes   []error
-		stop     = make(chan struct{})
-		stopOnce sync.Once
-	)
-	fail := func(idx []int, cause error, fatal bool) {
-		mu.Lock()
-		left = append(left, idx...)
-		if cause != nil && !slices.ContainsFunc(causes, func(c error) bool { return c.Error() == cause.Error() }) {
-			causes = append(causes, cause)
-		}
-		mu.Unlock()
-		if fatal {
-			stopOnce.Do(func() { close(stop) })
-		}
-	}
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return ctx.Err() != nil
-		}
-	}
-
-	sem := make(chan struct{}, o.Concurrency)
-	var wg sync.WaitGroup
-	for n, c := range chunks {
-		select {
-		case sem <- struct{}{}:
-		case <-stop:
-		case <-ctx.Done():
-		}
-		if stopped() {
-			for _, rest := range chunks[n:] {
-				fail(rest, ctx.Err(), false)
-			}
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			o.retry(ctx, c, send, stop, fail)
-		}()
-	}
-	wg.Wait()
-	slices.Sort(left)
-	return left, joinCauses(causes...)
-}
-
-// joinCauses is errors.Join that returns a single error as it is.
-func joinCauses(errs ...error) error {
-	errs = slices.DeleteFunc(errs, func(err error) bool { return err == nil })
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return errors.Join(errs...)
-}
-
-// retry sends idx, and then what DynamoDB leaves unprocessed, with backoff.
-func (o BatchOptions) retry(ctx context.Context, idx []int, send sendFunc, stop <-chan struct{}, fail func([]int, error, bool)) {
-	var throttled error
-	for attempt := 0; ; attempt++ {
-		left, err := send(ctx, idx)
-		switch {
-		case err != nil && ctx.Err() == nil && throttles.IsErrorThrottle(err).Bool():
-			// Throttled as a whole, after the SDK's own retries: wait like
-			// for unprocessed items rather than give up.
-			throttled, left = err, idx
-		case err != nil:
-			fail(idx, err, true)
-			return
-		}
-		if len(left) == 0 {
-			return
-		}
-		idx = left
-		wait := time.NewTimer(o.delay(attempt))
-		select {
-		case <-wait.C:
-		case <-stop:
-			wait.Stop()
-			fail(idx, nil, false)
-			return
-		case <-ctx.Done():
-			wait.Stop()
-			fail(idx, joinCauses(ctx.Err(), throttled), false)
-			return
-		}
-		select {
-		case <-stop:
-			fail(idx, nil, false)
-			return
-		default:
-		}
-	}
 }

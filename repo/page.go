@@ -6,7 +6,17 @@ import (
 	"math"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+
+	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
+
+// ErrInvalidToken is returned by QueryPage and ScanPage for a page token that
+// they did not make, that was damaged, or that belongs to another query or
+// scan (another table, index, key condition, order or segment). Tokens are
+// URL-safe and checked, not encrypted: they reveal the key values of the last
+// item read, as DynamoDB's LastEvaluatedKey does, and the check guards
+// against mix-ups and damage, not against a forger.
+var ErrInvalidToken = pagetoken.ErrInvalid
 
 // Page is one page of a query or scan read with QueryPage or ScanPage. When
 // some items of a page cannot be opened, QueryPage and ScanPage return the
@@ -33,7 +43,7 @@ type reader struct {
 	limit    int    // items returned in all; 0: no limit
 	pageSize int    // DynamoDB's Limit per request; 0: DynamoDB's 1 MB page
 	filtered bool
-	bind     binding
+	bind     pagetoken.Scope
 	// keyNames are the attributes of the table's primary key. With them a
 	// page can end after any item and continue from that item's key, which
 	// is exactly what DynamoDB would return as LastEvaluatedKey there. They
@@ -131,7 +141,7 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 	var start attrMap
 	if token != "" {
 		var err error
-		if start, err = decodeToken(token, rd.bind); err != nil {
+		if start, err = pagetoken.Decode(token, rd.bind); err != nil {
 			return Page[T]{}, fmt.Errorf("repo %s: %s: %w", r.table, rd.op, err)
 		}
 	}
@@ -147,7 +157,7 @@ func (r *Repo[T]) page(ctx context.Context, rd *reader, token string) (Page[T], 
 		}
 	}
 	if len(start) > 0 {
-		if p.Next, err = encodeToken(rd.bind, start); err != nil {
+		if p.Next, err = pagetoken.Encode(rd.bind, start); err != nil {
 			return Page[T]{}, fmt.Errorf("repo %s: %s: page token: %w", r.table, rd.op, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
 const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit
@@ -128,23 +130,22 @@ func (r *Repo[T]) queryReader(op string, key expression.KeyConditionBuilder, opt
 // queryBinding identifies the query a page token may continue. The key
 // condition is built on its own so that its placeholders do not depend on
 // the filter or projection, which may change between pages.
-func (r *Repo[T]) queryBinding(key expression.KeyConditionBuilder, o ReadOptions) (binding, error) {
+func (r *Repo[T]) queryBinding(key expression.KeyConditionBuilder, o ReadOptions) (pagetoken.Scope, error) {
 	e, err := expression.NewBuilder().WithKeyCondition(key).Build()
 	if err != nil {
-		return binding{}, err
+		return pagetoken.Scope{}, err
 	}
 	order := "asc"
 	if o.Descending {
 		order = "desc"
 	}
-	var names []byte
+	parts := [][]byte{[]byte("query"), []byte(r.table), []byte(o.Index), []byte(order), []byte(aws.ToString(e.KeyCondition()))}
 	for _, ph := range slices.Sorted(maps.Keys(e.Names())) {
-		names = appendBytes(appendBytes(names, []byte(ph)), []byte(e.Names()[ph]))
+		parts = append(parts, []byte(ph), []byte(e.Names()[ph]))
 	}
-	values, err := appendMap(nil, e.Values())
+	values, err := pagetoken.AppendKey(nil, e.Values())
 	if err != nil {
-		return binding{}, err
+		return pagetoken.Scope{}, err
 	}
-	return bindTo([]byte("query"), []byte(r.table), []byte(o.Index), []byte(order),
-		[]byte(aws.ToString(e.KeyCondition())), names, values), nil
+	return pagetoken.NewScope(append(parts, values)...), nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dynoseal/dynoseal/enc"
+
+	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
 const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments
@@ -133,7 +135,7 @@ func (s *scan) reader(seg, total int) *reader {
 	} else {
 		seg, total = 0, 1
 	}
-	rd.bind = bindTo([]byte("scan"), []byte(aws.ToString(in.TableName)), []byte(s.o.Index),
+	rd.bind = pagetoken.NewScope([]byte("scan"), []byte(aws.ToString(in.TableName)), []byte(s.o.Index),
 		[]byte(strconv.Itoa(seg)), []byte(strconv.Itoa(total)))
 	rd.fetch = func(ctx context.Context, start attrMap, limit int32) ([]attrMap, attrMap, error) {
 		req := in

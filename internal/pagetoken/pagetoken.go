@@ -1,4 +1,5 @@
-package repo
+// Package pagetoken writes and checks the continuation tokens of paged reads: the key to continue after, bound to the read it continues.
+package pagetoken
 
 import (
 	"bytes"
@@ -16,17 +17,15 @@ import (
 	"github.com/dynoseal/dynoseal/internal/attrkind"
 )
 
-// ErrInvalidToken is returned by QueryPage and ScanPage for a page token that
-// they did not make, that was damaged, or that belongs to another query or
-// scan (another table, index, key condition, order or segment).
-var ErrInvalidToken = errors.New("dynoseal: invalid page token")
+// ErrInvalid is the error of every token Decode refuses.
+var ErrInvalid = errors.New("dynoseal: invalid page token")
 
 // A page token is URL-safe base64 (no padding) of
 //
 //	version (1 byte) | check (8 bytes) | the key DynamoDB continues after
 //
 // The check is a hash of what the token may continue (the query's identity,
-// see bindTo) and of the encoded key. A token handed to a client comes back
+// see NewScope) and of the encoded key. A token handed to a client comes back
 // through untrusted hands: continuing another query from it, or from a key
 // changed on the way, would silently skip or repeat items. The check catches
 // both, but it is not a signature: it has no secret, so whoever can write the
@@ -49,25 +48,25 @@ const (
 	maxTokenLen = 32 << 10
 )
 
-// binding identifies one query or scan: a hash of its parts.
-type binding [sha256.Size]byte
+// Scope identifies one query or scan: a hash of its parts.
+type Scope [sha256.Size]byte
 
-// bindTo hashes the parts that identify one query or scan.
-func bindTo(parts ...[]byte) binding {
+// NewScope hashes the parts that identify one query or scan.
+func NewScope(parts ...[]byte) Scope {
 	h := sha256.New()
 	for _, p := range parts {
 		var n [binary.MaxVarintLen64]byte
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
 		h.Write(p)
 	}
-	var b binding
+	var b Scope
 	copy(b[:], h.Sum(nil))
 	return b
 }
 
-// tokenCheck is the check of a token that continues query b after the key
+// check is the check of a token that continues query b after the key
 // encoded as key.
-func tokenCheck(b binding, key []byte) [checkSize]byte {
+func check(b Scope, key []byte) [checkSize]byte {
 	h := sha256.New()
 	h.Write([]byte{tokenVersion})
 	h.Write(b[:])
@@ -77,44 +76,46 @@ func tokenCheck(b binding, key []byte) [checkSize]byte {
 	return c
 }
 
-func encodeToken(b binding, key map[string]types.AttributeValue) (string, error) {
-	encoded, err := appendMap(nil, key)
+// Encode returns the token that continues the read of scope after key.
+func Encode(scope Scope, key map[string]types.AttributeValue) (string, error) {
+	encoded, err := AppendKey(nil, key)
 	if err != nil {
 		return "", err
 	}
-	check := tokenCheck(b, encoded)
+	c := check(scope, encoded)
 	buf := make([]byte, 0, 1+checkSize+len(encoded))
-	buf = append(append(append(buf, tokenVersion), check[:]...), encoded...)
+	buf = append(append(append(buf, tokenVersion), c[:]...), encoded...)
 	return base64.RawURLEncoding.EncodeToString(buf), nil
 }
 
-func decodeToken(token string, want binding) (map[string]types.AttributeValue, error) {
+// Decode returns the key a token made by Encode for want continues after.
+func Decode(token string, want Scope) (map[string]types.AttributeValue, error) {
 	if len(token) > maxTokenLen {
-		return nil, fmt.Errorf("%w: %d characters is too long", ErrInvalidToken, len(token))
+		return nil, fmt.Errorf("%w: %d characters is too long", ErrInvalid, len(token))
 	}
 	// Strict, and without the line breaks the decoder would skip, so that
 	// one key has exactly one token.
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || strings.ContainsAny(token, "\r\n") {
-		return nil, fmt.Errorf("%w: not URL-safe base64", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: not URL-safe base64", ErrInvalid)
 	}
 	if len(raw) < 1+checkSize || raw[0] != tokenVersion {
-		return nil, fmt.Errorf("%w: unknown format", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: unknown format", ErrInvalid)
 	}
 	encoded := raw[1+checkSize:]
-	if check := tokenCheck(want, encoded); !bytes.Equal(raw[1:1+checkSize], check[:]) {
-		return nil, fmt.Errorf("%w: it belongs to another query or scan, or was damaged", ErrInvalidToken)
+	if c := check(want, encoded); !bytes.Equal(raw[1:1+checkSize], c[:]) {
+		return nil, fmt.Errorf("%w: it belongs to another query or scan, or was damaged", ErrInvalid)
 	}
 	d := tokenDecoder{b: encoded}
 	key, err := d.readMap()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidToken, len(d.b))
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(d.b))
 	}
 	if len(key) == 0 {
-		return nil, fmt.Errorf("%w: empty key", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	return key, nil
 }
@@ -131,8 +132,9 @@ func appendBytes(buf, b []byte) []byte {
 	return append(buf, b...)
 }
 
-// appendMap writes the names in sorted order, so equal maps encode equally.
-func appendMap(buf []byte, m map[string]types.AttributeValue) ([]byte, error) {
+// AppendKey appends a key (or any map of S, N and B attributes), names in
+// sorted order, so that equal maps encode equally.
+func AppendKey(buf []byte, m map[string]types.AttributeValue) ([]byte, error) {
 	buf = binary.AppendUvarint(buf, uint64(len(m)))
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		buf = appendBytes(buf, []byte(name))

@@ -1,4 +1,4 @@
-package repo
+package pagetoken
 
 import (
 	"encoding/base64"
@@ -28,41 +28,41 @@ func keyTypes() map[string]types.AttributeValue {
 }
 
 func TestTokenRoundTripsEveryKeyType(t *testing.T) {
-	b := bindTo([]byte("query"), []byte("t"))
+	b := NewScope([]byte("query"), []byte("t"))
 	key := keyTypes()
-	token, err := encodeToken(b, key)
+	token, err := Encode(b, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if url.QueryEscape(token) != token || strings.ContainsAny(token, "=+/") {
 		t.Fatalf("token %q is not URL-safe", token)
 	}
-	got, err := decodeToken(token, b)
+	got, err := Decode(token, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, key) {
 		t.Fatalf("round trip changed the key:\n got %#v\nwant %#v", got, key)
 	}
-	again, _ := encodeToken(b, got)
+	again, _ := Encode(b, got)
 	if again != token {
 		t.Fatal("equal keys encode differently")
 	}
 	for name, v := range key {
 		single := map[string]types.AttributeValue{name: v}
-		tok, err := encodeToken(b, single)
+		tok, err := Encode(b, single)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := decodeToken(tok, b); err != nil || !reflect.DeepEqual(got, single) {
+		if got, err := Decode(tok, b); err != nil || !reflect.DeepEqual(got, single) {
 			t.Fatalf("%s: %#v, %v", name, got, err)
 		}
 	}
 }
 
 func TestTokenRejectsDamage(t *testing.T) {
-	b := bindTo([]byte("query"), []byte("t"))
-	token, err := encodeToken(b, keyTypes())
+	b := NewScope([]byte("query"), []byte("t"))
+	token, err := Encode(b, keyTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +71,14 @@ func TestTokenRejectsDamage(t *testing.T) {
 	// craft makes a token with a valid check around any key bytes, to reach
 	// the decoder's own checks.
 	craft := func(key ...byte) string {
-		check := tokenCheck(b, key)
-		return enc(append(append([]byte{tokenVersion}, check[:]...), key...))
+		c := check(b, key)
+		return enc(append(append([]byte{tokenVersion}, c[:]...), key...))
 	}
 	bad := map[string]string{
 		"not base64":      "a b",
 		"line breaks":     token[:10] + "\n" + token[10:],
 		"std base64":      base64.StdEncoding.EncodeToString(raw),
-		"other binding":   mustToken(t, bindTo([]byte("scan"), []byte("t")), keyTypes()),
+		"other binding":   mustToken(t, NewScope([]byte("scan"), []byte("t")), keyTypes()),
 		"other version":   enc(append([]byte{1}, raw[1:]...)),
 		"trailing bytes":  enc(append(append([]byte{}, raw...), 0)),
 		"check of a key":  enc(append(append([]byte{}, raw[:1+checkSize]...), 1, 1, 'a', tagS, 0)),
@@ -111,8 +111,8 @@ func TestTokenRejectsDamage(t *testing.T) {
 		}
 	}
 	for name, tok := range bad {
-		if _, err := decodeToken(tok, b); !errors.Is(err, ErrInvalidToken) {
-			t.Errorf("%s: err = %v, want ErrInvalidToken", name, err)
+		if _, err := Decode(tok, b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 		}
 	}
 }
@@ -120,19 +120,19 @@ func TestTokenRejectsDamage(t *testing.T) {
 // A key changed by one bit (USER#123 to USER#122) is refused, however
 // valid the changed key is.
 func TestTokenCheckCoversTheKey(t *testing.T) {
-	b := bindTo([]byte("query"), []byte("users"))
+	b := NewScope([]byte("query"), []byte("users"))
 	token := mustToken(t, b, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "USER#123"}})
 	raw, _ := base64.RawURLEncoding.DecodeString(token)
 	raw[len(raw)-1] ^= 1 // '3' -> '2'
 	damaged := base64.RawURLEncoding.EncodeToString(raw)
-	if key, err := decodeToken(damaged, b); !errors.Is(err, ErrInvalidToken) {
+	if key, err := Decode(damaged, b); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("damaged token decoded to %v, %v", key, err)
 	}
 }
 
-func mustToken(t *testing.T, b binding, key map[string]types.AttributeValue) string {
+func mustToken(t *testing.T, b Scope, key map[string]types.AttributeValue) string {
 	t.Helper()
-	tok, err := encodeToken(b, key)
+	tok, err := Encode(b, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func mustToken(t *testing.T, b binding, key map[string]types.AttributeValue) str
 func TestTokenRefusesValuesItCannotEncode(t *testing.T) {
 	for _, v := range []types.AttributeValue{&types.UnknownUnionMember{Tag: "X"}, &types.AttributeValueMemberBOOL{Value: true},
 		&types.AttributeValueMemberL{}, &types.AttributeValueMemberSS{Value: []string{"a"}}} {
-		_, err := encodeToken(binding{}, map[string]types.AttributeValue{"k": v})
+		_, err := Encode(Scope{}, map[string]types.AttributeValue{"k": v})
 		if err == nil || !strings.Contains(err.Error(), `"k"`) {
 			t.Fatalf("%T: err = %v", v, err)
 		}
@@ -152,20 +152,20 @@ func TestTokenRefusesValuesItCannotEncode(t *testing.T) {
 // FuzzDecodeToken: no input panics or allocates without bound, and whatever
 // decodes encodes back to the same token (one encoding per key).
 func FuzzDecodeToken(f *testing.F) {
-	b := bindTo([]byte("fuzz"))
-	tok, _ := encodeToken(b, keyTypes())
+	b := NewScope([]byte("fuzz"))
+	tok, _ := Encode(b, keyTypes())
 	f.Add(tok)
 	f.Add("")
 	f.Add("AQ")
 	f.Fuzz(func(t *testing.T, token string) {
-		key, err := decodeToken(token, b)
+		key, err := Decode(token, b)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidToken) {
-				t.Fatalf("error %v does not wrap ErrInvalidToken", err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
 			return
 		}
-		again, err := encodeToken(b, key)
+		again, err := Encode(b, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,22 +179,22 @@ func FuzzDecodeToken(f *testing.F) {
 // random tokens almost never get past: the decoder must stay as strict and
 // bounded as FuzzDecodeToken requires.
 func FuzzDecodeTokenKey(f *testing.F) {
-	b := bindTo([]byte("fuzz"))
-	key, _ := appendMap(nil, keyTypes())
+	b := NewScope([]byte("fuzz"))
+	key, _ := AppendKey(nil, keyTypes())
 	f.Add(key)
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 'a', tagB, 1, 7})
 	f.Fuzz(func(t *testing.T, key []byte) {
-		check := tokenCheck(b, key)
-		token := base64.RawURLEncoding.EncodeToString(append(append([]byte{tokenVersion}, check[:]...), key...))
-		decoded, err := decodeToken(token, b)
+		c := check(b, key)
+		token := base64.RawURLEncoding.EncodeToString(append(append([]byte{tokenVersion}, c[:]...), key...))
+		decoded, err := Decode(token, b)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidToken) {
-				t.Fatalf("error %v does not wrap ErrInvalidToken", err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
 			return
 		}
-		again, err := encodeToken(b, decoded)
+		again, err := Encode(b, decoded)
 		if err != nil {
 			t.Fatal(err)
 		}
