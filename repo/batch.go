@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/internal/batchrun"
+
+	"github.com/dynoseal/dynoseal/internal/itemsize"
 )
 
 // ErrDuplicateKey is returned when one batch call names the same key twice.
@@ -165,7 +167,7 @@ func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) error {
 	sizes := make([]int, len(keys))
 	for i, km := range keyMaps {
 		ids[i], _ = r.keyID(km) // keyMaps has checked it
-		sizes[i] = itemSize(km)
+		sizes[i] = itemsize.Of(km)
 		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: km}}
 	}
 	return r.write(ctx, db, "BatchDelete", func(i int) Key { return keys[i] }, ids, sizes, reqs)
@@ -239,7 +241,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	sizes := make([]int, len(keys))
 	for i, km := range keyMaps {
 		ids[i], _ = r.keyID(km) // keyMaps has checked it
-		sizes[i] = itemSize(km)
+		sizes[i] = itemsize.Of(km)
 	}
 	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
 	// The key attributes always come back, to match items to keys.

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dynoseal/dynoseal/internal/itemsize"
 )
 
 // ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
@@ -57,7 +59,7 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 func (r *Repo[T]) checkItemSize(op string, k Key, m attrMap, pending map[string]int) error {
 	size, largest, largestSize := 0, "", 0
 	for name, v := range m {
-		n := len(name) + valueSize(v) + pending[name]
+		n := len(name) + itemsize.Value(v) + pending[name]
 		size += n
 		if n > largestSize {
 			largest, largestSize = name, n

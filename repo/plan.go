@@ -10,6 +10,7 @@ import (
 	"github.com/dynoseal/dynoseal/enc"
 	// field registers its Encrypted types with cell, which the plan asks.
 	_ "github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/internal/avfields"
 	"github.com/dynoseal/dynoseal/internal/cell"
 )
 
@@ -62,6 +63,23 @@ type structNode struct {
 	fields []*attr // each with a node
 }
 
+// attr is one attribute of a struct type (see avfields.Field), with what
+// the plan adds to it.
+type attr struct {
+	name   string
+	goName string // Owner.Field, for messages
+	index  []int
+	typ    reflect.Type
+	tag    reflect.StructTag
+	// node is where encrypted values sit in the attribute; nil when it
+	// holds none.
+	node *node
+	// wrapper is a one-field struct with the field's type and tag:
+	// marshalling it marshals a value exactly as this attribute, options
+	// (",string", ",unixtime", "omitempty") included.
+	wrapper reflect.Type
+}
+
 // planner compiles a plan; it keeps the struct nodes made so far, so that
 // recursive types end.
 type planner struct {
@@ -103,14 +121,15 @@ func (c *planner) structOf(t reflect.Type) (*structNode, error) {
 	if err := checkEmbeddedCell(t); err != nil {
 		return nil, err
 	}
-	fields, hidden := structFields(t)
+	fields, hidden := avfields.Of(t)
 	if err := checkHidden(hidden); err != nil {
 		return nil, err
 	}
 	byName := make(map[string]*attr, len(fields))
-	for _, f := range fields {
+	for _, af := range fields {
+		f := &attr{name: af.Name, goName: af.GoName, index: af.Index, typ: af.Type, tag: af.Tag,
+			wrapper: reflect.StructOf([]reflect.StructField{{Name: "V", Type: af.Type, Tag: af.Tag}})}
 		byName[f.name] = f
-		f.wrapper = reflect.StructOf([]reflect.StructField{{Name: "V", Type: f.typ, Tag: f.tag}})
 		var err error
 		if f.node, err = c.field(f); err != nil {
 			return nil, err
@@ -224,14 +243,14 @@ func checkEmbeddedCell(t reflect.Type) error {
 
 // checkHidden refuses a `repo` or `enc` tag on a field attributevalue does
 // not see: the tag would be accepted and do nothing.
-func checkHidden(hidden []hiddenField) error {
+func checkHidden(hidden []avfields.Hidden) error {
 	for _, h := range hidden {
-		if h.unusable {
-			return fmt.Errorf("repo: field %s: %s", h.goName, h.why)
+		if h.Unusable {
+			return fmt.Errorf("repo: field %s: %s", h.GoName, h.Why)
 		}
 		for _, key := range []string{"repo", "enc"} {
-			if v, ok := h.tag.Lookup(key); ok {
-				return fmt.Errorf("repo: field %s has a `%s:%q` tag, but attributevalue never reads or writes the field: %s", h.goName, key, v, h.why)
+			if v, ok := h.Tag.Lookup(key); ok {
+				return fmt.Errorf("repo: field %s has a `%s:%q` tag, but attributevalue never reads or writes the field: %s", h.GoName, key, v, h.Why)
 			}
 		}
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/kmsx"
+
+	"github.com/dynoseal/dynoseal/internal/itemsize"
 )
 
 // API is the part of *dynamodb.Client that repositories use.
@@ -181,7 +183,7 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 			s.wipe()
 			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
-		out[i], sizes[i] = m, itemSize(m)
+		out[i], sizes[i] = m, itemsize.Of(m)
 		if check != nil {
 			if err := check(i, m, s.pendingSizes(i)); err != nil {
 				s.wipe()

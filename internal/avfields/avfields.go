@@ -1,4 +1,5 @@
-package repo
+// Package avfields finds the attributes of a struct type exactly as attributevalue does, and says why a field is not one.
+package avfields
 
 import (
 	"cmp"
@@ -8,54 +9,47 @@ import (
 	"strings"
 )
 
-// attr is one attribute of a struct type, found by the rules attributevalue
+// Field is one attribute of a struct type, found by the rules attributevalue
 // follows: the `dynamodbav` name or else the Go name; "-" and unexported
 // fields skipped; untagged embedded structs flattened; for each name the
 // shallowest field wins, a tagged one among equals, and a name still shared
 // is dropped.
-type attr struct {
-	name   string
-	goName string // Owner.Field, for messages
-	index  []int
-	typ    reflect.Type
-	tag    reflect.StructTag
-	tagged bool
-	// node is where encrypted values sit in the attribute; nil when it
-	// holds none.
-	node *node
-	// wrapper is a one-field struct with the field's type and tag:
-	// marshalling it marshals a value exactly as this attribute, options
-	// (",string", ",unixtime", "omitempty") included.
-	wrapper reflect.Type
+type Field struct {
+	Name   string
+	GoName string // Owner.Field, for messages
+	Index  []int
+	Type   reflect.Type
+	Tag    reflect.StructTag
+	Tagged bool
 }
 
-// hiddenField is a field attributevalue does not see, with the reason, or
-// (unusable) one it sees but cannot read or fill.
-type hiddenField struct {
-	goName   string
-	tag      reflect.StructTag
-	why      string
-	unusable bool
+// Hidden is a field attributevalue does not see, with the reason, or
+// (Unusable) one it sees but cannot read or fill.
+type Hidden struct {
+	GoName   string
+	Tag      reflect.StructTag
+	Why      string
+	Unusable bool
 }
 
-// structFields returns the attributes of struct type t in field order, and
-// the fields with a `repo` or `enc` tag that attributevalue would not see.
-func structFields(t reflect.Type) ([]*attr, []hiddenField) {
+// Of returns the attributes of struct type t in field order, and the fields
+// attributevalue does not see or cannot use.
+func Of(t reflect.Type) ([]*Field, []Hidden) {
 	all, hidden := enumerate(t)
-	slices.SortStableFunc(all, func(a, b *attr) int {
-		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(len(a.index), len(b.index)), boolFirst(a.tagged, b.tagged))
+	slices.SortStableFunc(all, func(a, b *Field) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(len(a.Index), len(b.Index)), boolFirst(a.Tagged, b.Tagged))
 	})
-	var visible []*attr
+	var visible []*Field
 	for group := range groupByName(all) {
 		win, lost := dominant(group)
 		if win != nil {
 			visible = append(visible, win)
 		}
 		for _, f := range lost {
-			hidden = append(hidden, hiddenField{goName: f.goName, tag: f.tag, why: lostReason(f, win, group)})
+			hidden = append(hidden, Hidden{GoName: f.GoName, Tag: f.Tag, Why: lostReason(f, win, group)})
 		}
 	}
-	slices.SortFunc(visible, func(a, b *attr) int { return slices.Compare(a.index, b.index) })
+	slices.SortFunc(visible, func(a, b *Field) int { return slices.Compare(a.Index, b.Index) })
 	return visible, hidden
 }
 
@@ -70,11 +64,11 @@ func boolFirst(a, b bool) int {
 }
 
 // groupByName yields runs of fields with the same name from a sorted slice.
-func groupByName(fs []*attr) func(func([]*attr) bool) {
-	return func(yield func([]*attr) bool) {
+func groupByName(fs []*Field) func(func([]*Field) bool) {
+	return func(yield func([]*Field) bool) {
 		for i := 0; i < len(fs); {
 			j := i + 1
-			for j < len(fs) && fs[j].name == fs[i].name {
+			for j < len(fs) && fs[j].Name == fs[i].Name {
 				j++
 			}
 			if !yield(fs[i:j]) {
@@ -88,24 +82,24 @@ func groupByName(fs []*attr) func(func([]*attr) bool) {
 // dominant picks the field that wins its name, as encoding/json and
 // attributevalue do, and returns the others. The group is sorted by depth,
 // tagged first.
-func dominant(group []*attr) (*attr, []*attr) {
-	depth := len(group[0].index)
+func dominant(group []*Field) (*Field, []*Field) {
+	depth := len(group[0].Index)
 	shallow := len(group)
 	for i, f := range group {
-		if len(f.index) > depth {
+		if len(f.Index) > depth {
 			shallow = i
 			break
 		}
 	}
 	top := group[:shallow]
-	var win *attr
+	var win *Field
 	switch tagged := countTagged(top); {
 	case len(top) == 1:
 		win = top[0]
 	case tagged == 1:
 		win = top[0] // tagged fields sort first
 	}
-	var lost []*attr
+	var lost []*Field
 	for _, f := range group {
 		if f != win {
 			lost = append(lost, f)
@@ -114,36 +108,36 @@ func dominant(group []*attr) (*attr, []*attr) {
 	return win, lost
 }
 
-func countTagged(fs []*attr) int {
+func countTagged(fs []*Field) int {
 	n := 0
 	for _, f := range fs {
-		if f.tagged {
+		if f.Tagged {
 			n++
 		}
 	}
 	return n
 }
 
-func lostReason(f, win *attr, group []*attr) string {
+func lostReason(f, win *Field, group []*Field) string {
 	if win != nil {
-		return fmt.Sprintf("attribute %q is taken by %s, which is shallower or tagged", f.name, win.goName)
+		return fmt.Sprintf("attribute %q is taken by %s, which is shallower or tagged", f.Name, win.GoName)
 	}
 	var others []string
 	for _, g := range group {
-		if g != f && len(g.index) == len(f.index) {
-			others = append(others, g.goName)
+		if g != f && len(g.Index) == len(f.Index) {
+			others = append(others, g.GoName)
 		}
 	}
 	if len(others) == 0 { // the same embedded type reached twice
-		return fmt.Sprintf("attribute %q is ambiguous: its struct is embedded more than once at the same depth, so attributevalue drops it", f.name)
+		return fmt.Sprintf("attribute %q is ambiguous: its struct is embedded more than once at the same depth, so attributevalue drops it", f.Name)
 	}
-	return fmt.Sprintf("attribute %q is ambiguous: %s has the same name at the same depth, so attributevalue drops both", f.name, strings.Join(others, ", "))
+	return fmt.Sprintf("attribute %q is ambiguous: %s has the same name at the same depth, so attributevalue drops both", f.Name, strings.Join(others, ", "))
 }
 
 // enumerate lists the candidate fields of t breadth-first through untagged
 // embedded structs. A struct type reached twice at one depth yields its
 // fields twice, so that they cancel out as attributevalue's do.
-func enumerate(t reflect.Type) ([]*attr, []hiddenField) {
+func enumerate(t reflect.Type) ([]*Field, []Hidden) {
 	e := enumeration{visited: map[reflect.Type]bool{}}
 	next := []embedded{{t: t, owner: t.Name()}}
 	for len(next) > 0 {
@@ -169,8 +163,8 @@ type embedded struct {
 }
 
 type enumeration struct {
-	out     []*attr
-	hidden  []hiddenField
+	out     []*Field
+	hidden  []Hidden
 	visited map[reflect.Type]bool
 	next    []embedded
 	// seen counts the struct types queued for this depth, count those
@@ -190,13 +184,13 @@ func (e *enumeration) level(q embedded) {
 		}
 		switch why, unusable := unseen(sf, name, ft); {
 		case why != "":
-			e.hidden = append(e.hidden, hiddenField{goName, sf.Tag, why, unusable})
+			e.hidden = append(e.hidden, Hidden{goName, sf.Tag, why, unusable})
 		case sf.Anonymous && name == "" && ft.Kind() == reflect.Struct:
 			if e.count[ft]++; e.count[ft] == 1 {
 				e.next = append(e.next, embedded{t: ft, index: append(slices.Clip(q.index), i), owner: goName})
 			}
 		default:
-			f := &attr{name: cmp.Or(name, sf.Name), goName: goName, index: append(slices.Clip(q.index), i), typ: sf.Type, tag: sf.Tag, tagged: name != ""}
+			f := &Field{Name: cmp.Or(name, sf.Name), GoName: goName, Index: append(slices.Clip(q.index), i), Type: sf.Type, Tag: sf.Tag, Tagged: name != ""}
 			e.out = append(e.out, f)
 			if e.seen[q.t] > 1 {
 				e.out = append(e.out, f)
