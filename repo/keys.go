@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dynoseal/dynoseal/internal/attrkind"
+	"github.com/dynoseal/dynoseal/internal/convert"
 	"github.com/dynoseal/dynoseal/internal/number"
 )
 
@@ -47,7 +48,7 @@ func (r *Repo[T]) keyMap(k Key) (attrMap, error) {
 func keyValue(f *attr, v any) (types.AttributeValue, error) {
 	val := reflect.ValueOf(v)
 	if !val.Type().AssignableTo(f.typ) {
-		converted, ok := convertExactly(val, f.typ)
+		converted, ok := convert.Exactly(val, f.typ)
 		if !ok {
 			return nil, fmt.Errorf("%T does not fit the key's type %s", v, f.typ)
 		}
@@ -108,30 +109,6 @@ func marshalPlain(f *attr, v reflect.Value) (av types.AttributeValue, ok bool) {
 		return &types.AttributeValueMemberB{Value: v.Bytes()}, true
 	}
 	return nil, false
-}
-
-// convertExactly converts between number types, or between string types,
-// when the value survives the round trip; never between kinds (Go would turn
-// an int into a one-rune string).
-func convertExactly(v reflect.Value, to reflect.Type) (reflect.Value, bool) {
-	kindOf := func(k reflect.Kind) int {
-		switch {
-		case k >= reflect.Int && k <= reflect.Float64:
-			return 1
-		case k == reflect.String:
-			return 2
-		}
-		return 0
-	}
-	from := kindOf(v.Kind())
-	if from == 0 || from != kindOf(to.Kind()) || !v.CanConvert(to) {
-		return reflect.Value{}, false
-	}
-	c := v.Convert(to)
-	if !c.CanConvert(v.Type()) || !c.Convert(v.Type()).Equal(v) {
-		return reflect.Value{}, false
-	}
-	return c, true
 }
 
 func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {

@@ -353,6 +353,9 @@ func appendNew(list []string, names ...string) []string {
 	return list
 }
 
+// isCell reports whether t is an encrypted value's type.
+func (p *plan) isCell(t reflect.Type) bool { return p.cells[t] }
+
 // keyNames are the attributes of the table's primary key.
 func (p *plan) keyNames() []string {
 	if p.rng == nil {

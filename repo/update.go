@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/internal/attrkind"
+	"github.com/dynoseal/dynoseal/internal/convert"
 )
 
 // ErrInvalidUpdate is matched by every error that an Update is rejected
@@ -280,14 +280,14 @@ func (r *Repo[T]) updateValue(s *sealing, st *updateStep) error {
 // placeValue stores a step's value in dst, converting it to the field's
 // type; Append takes one element as well as a list.
 func (r *Repo[T]) placeValue(dst reflect.Value, st *updateStep) bool {
-	if r.plan.assign(dst, st.value) {
+	if convert.Assign(dst, st.value, r.plan.isCell) {
 		return true
 	}
 	if st.kind != updateAppend || dst.Kind() != reflect.Slice {
 		return false
 	}
 	list := reflect.MakeSlice(dst.Type(), 1, 1)
-	if !r.plan.assign(list.Index(0), st.value) {
+	if !convert.Assign(list.Index(0), st.value, r.plan.isCell) {
 		return false
 	}
 	dst.Set(list)
@@ -461,103 +461,4 @@ func pathsOverlap(a, b string) bool {
 		a, b = b, a
 	}
 	return a == b || (strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '['))
-}
-
-// assign stores value in dst, converting where no meaning is lost: to and
-// from a pointer, into a field.Encrypted (as a new value, sealed before the
-// write), between number types when the number fits, between string types.
-func (p *plan) assign(dst reflect.Value, value any) bool {
-	if value == nil {
-		dst.SetZero()
-		return true
-	}
-	return p.assignValue(dst, reflect.ValueOf(value))
-}
-
-func (p *plan) assignValue(dst, v reflect.Value) bool {
-	dt := dst.Type()
-	switch {
-	case v.Type().AssignableTo(dt):
-		dst.Set(v)
-		return true
-	case p.cells[dt]:
-		set := dst.Addr().MethodByName("Set")
-		if !set.IsValid() || set.Type().NumIn() != 1 {
-			return false
-		}
-		plain := reflect.New(set.Type().In(0)).Elem()
-		if !p.assignValue(plain, v) {
-			return false
-		}
-		set.Call([]reflect.Value{plain})
-		return true
-	case dt.Kind() == reflect.Pointer:
-		ptr := reflect.New(dt.Elem())
-		if !p.assignValue(ptr.Elem(), v) {
-			return false
-		}
-		dst.Set(ptr)
-		return true
-	case v.Kind() == reflect.String && dt.Kind() == reflect.String:
-		dst.SetString(v.String())
-		return true
-	case v.Kind() == reflect.Pointer && !v.IsNil():
-		return p.assignValue(dst, v.Elem())
-	}
-	return assignNumber(dst, v)
-}
-
-func assignNumber(dst, v reflect.Value) bool {
-	switch {
-	case v.CanInt():
-		return assignInt(dst, v.Int())
-	case v.CanUint():
-		return assignUint(dst, v.Uint())
-	case v.CanFloat():
-		return assignFloat(dst, v.Float())
-	}
-	return false
-}
-
-func assignInt(dst reflect.Value, n int64) bool {
-	switch {
-	case dst.CanInt() && !dst.OverflowInt(n):
-		dst.SetInt(n)
-	case dst.CanUint() && n >= 0 && !dst.OverflowUint(uint64(n)):
-		dst.SetUint(uint64(n))
-	case dst.CanFloat() && !dst.OverflowFloat(float64(n)) && int64(float64(n)) == n:
-		dst.SetFloat(float64(n))
-	default:
-		return false
-	}
-	return true
-}
-
-func assignUint(dst reflect.Value, n uint64) bool {
-	switch {
-	case dst.CanInt() && n <= math.MaxInt64 && !dst.OverflowInt(int64(n)):
-		dst.SetInt(int64(n))
-	case dst.CanUint() && !dst.OverflowUint(n):
-		dst.SetUint(n)
-	case dst.CanFloat() && uint64(float64(n)) == n:
-		dst.SetFloat(float64(n))
-	default:
-		return false
-	}
-	return true
-}
-
-func assignFloat(dst reflect.Value, f float64) bool {
-	whole := f == math.Trunc(f)
-	switch {
-	case dst.CanFloat() && !dst.OverflowFloat(f):
-		dst.SetFloat(f)
-	case dst.CanInt() && whole && f >= math.MinInt64 && f < math.MaxInt64 && !dst.OverflowInt(int64(f)):
-		dst.SetInt(int64(f))
-	case dst.CanUint() && whole && f >= 0 && f < math.MaxUint64 && !dst.OverflowUint(uint64(f)):
-		dst.SetUint(uint64(f))
-	default:
-		return false
-	}
-	return true
 }
