@@ -7,7 +7,8 @@
 #   make integration   tests/ module against moto, then against dynalite + local-kms
 #   make test          deps + unit + integration
 #   make demo          examples/quickstart against moto
-#   make bench         benchmarks of enc and repo (in-memory KMS), six runs each, through benchstat
+#   make bench         benchmarks of enc and repo (in-memory KMS), six runs each, through benchstat,
+#                      then the library's time against the raw AWS SDK (bin/benchratio)
 #   make interop-fixture  re-make tests/interop/testdata/python-fixture.json (Python, on local-kms)
 #
 # Variables: BACKENDS (default "moto strict"), ALLOW_SKIP (regexp of tests
@@ -25,7 +26,7 @@ GOTEST_FLAGS ?=
 TMPOUT := .tmp
 NPM_STAMP := node_modules/.dynoseal-npm-ci
 
-.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo interop-fixture clean
+.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo bench interop-fixture clean
 
 # ------------------------------------------------------------------ deps
 
@@ -41,6 +42,7 @@ tools:
 	cd tests && go build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 	cd tests && go build -o ../bin/localkms ./cmd/localkms
 	cd tests && go build -o ../bin/benchstat golang.org/x/perf/cmd/benchstat
+	cd tests && go build -o ../bin/benchratio ./cmd/benchratio
 
 deps: npm tools
 
@@ -93,11 +95,21 @@ test: deps unit integration
 # Benchmarks of the library's own work (in-memory KMS, no network), six runs
 # each, summarised by benchstat. Compare two states of the code with
 # `bin/benchstat old.txt new.txt`.
+#
+# RATIO_BENCH are the benchmarks that race the library against the raw AWS
+# SDK (repo/bench_raw_test.go); they run after the others, six times in
+# shorter runs, and bin/benchratio prints their ratios next to the targets
+# (it reports and exits 0; `bin/benchratio -strict FILE` fails when over).
+# Empty BENCH or RATIO_BENCH leaves that part out.
 BENCH ?= .
+RATIO_BENCH ?= VsRaw|SealField
+RATIO_BENCHTIME ?= 300ms
 bench: tools
-	@mkdir -p $(TMPOUT)
-	go test -run '^$$' -bench '$(BENCH)' -benchmem -count 6 ./enc ./repo > $(TMPOUT)/bench.txt
+	@mkdir -p $(TMPOUT) && : > $(TMPOUT)/bench.txt
+	$(if $(BENCH),go test -run '^$$' -bench '$(BENCH)' $(if $(RATIO_BENCH),-skip '$(RATIO_BENCH)') -benchmem -count 6 ./enc ./repo >> $(TMPOUT)/bench.txt)
+	$(if $(RATIO_BENCH),go test -run '^$$' -bench '$(RATIO_BENCH)' -benchmem -count 6 -benchtime $(RATIO_BENCHTIME) ./repo >> $(TMPOUT)/bench.txt)
 	bin/benchstat $(TMPOUT)/bench.txt
+	bin/benchratio $(TMPOUT)/bench.txt
 
 demo: deps
 	scripts/with-services.sh moto -- go run ./examples/quickstart

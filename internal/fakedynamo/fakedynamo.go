@@ -1,0 +1,194 @@
+// Package fakedynamo is an in-memory DynamoDB behind an http.RoundTripper.
+// A *dynamodb.Client built over it (see [Transport.Client]) sends its
+// requests exactly as it would to the service: the SDK serialises, signs,
+// sends, checks the response checksum and deserialises, so benchmarks and
+// tests measure the whole client, and only the network is left out.
+//
+// It speaks the DynamoDB JSON 1.0 protocol for PutItem, GetItem, DeleteItem,
+// Query, BatchWriteItem, BatchGetItem, CreateTable, DescribeTable and
+// DeleteTable. What it does not implement it refuses with an error rather
+// than ignoring: condition and filter expressions, indexes, UpdateItem, Scan,
+// nested paths in projections.
+//
+// Semantics kept from the service: items are keyed by the table's hash and
+// range key (numbers compare by value, binary by bytes, strings by UTF-8
+// bytes); a Query reads one partition in range-key order (or reversed), with
+// a key condition of equality on the hash key and optionally one of =, <,
+// <=, >, >=, BETWEEN or begins_with on the range key; Limit counts items and
+// a response cut by Limit always carries LastEvaluatedKey; a response also
+// stops once the items read reach PageBytes (1 MB by default), as DynamoDB
+// stops at 1 MB; ExclusiveStartKey continues after the key given; batch
+// requests are limited to 25 writes or 100 keys and refuse duplicate keys.
+// Attribute values are checked for shape and stored as sent (numbers are
+// not normalised); sizes are counted in JSON bytes, not DynamoDB's units.
+// Nothing is ever left unprocessed.
+package fakedynamo
+
+import (
+	"bytes"
+	"context"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+const targetPrefix = "DynamoDB_20120810."
+
+// KeyAttribute is one attribute of a table's primary key.
+type KeyAttribute struct {
+	Name string
+	Type string // "S", "N" or "B"
+}
+
+// Transport serves DynamoDB requests from memory. It is safe for
+// concurrent use. The zero value is not ready; use [New].
+type Transport struct {
+	// PageBytes is the size, in JSON bytes of the items read, at which a
+	// Query response stops; 0 means 1 MB. Set it before use.
+	PageBytes int
+
+	mu       sync.RWMutex
+	tables   map[string]*table
+	requests map[string]int
+	busy     atomic.Int64 // nanoseconds spent in RoundTrip
+}
+
+// New returns a transport with no tables.
+func New() *Transport {
+	return &Transport{tables: map[string]*table{}, requests: map[string]int{}}
+}
+
+// Client returns a DynamoDB client that sends every request to t, signed
+// with static test credentials, in region us-east-1. It does not load the
+// shared AWS configuration. fns may change the options further.
+func (t *Transport) Client(fns ...func(*dynamodb.Options)) *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		Region: "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDFAKEDYNAMO", SecretAccessKey: "fake-secret", Source: "fakedynamo"}, nil
+		}),
+		HTTPClient:   &http.Client{Transport: t},
+		BaseEndpoint: aws.String("http://fakedynamo.invalid"),
+	}, fns...)
+}
+
+// AddTable creates a table with keys[0] as its hash key and keys[1], if
+// given, as its range key, as CreateTable would.
+func (t *Transport) AddTable(name string, keys ...KeyAttribute) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.addTableLocked(name, keys); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Requests returns how many requests of op (e.g. "Query") t has served,
+// failed ones included.
+func (t *Transport) Requests(op string) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.requests[op]
+}
+
+// Busy returns the time t has spent serving requests, in RoundTrip from
+// reading the request body to returning the response (whose body the
+// client reads later). Benchmarks of a client subtract it to leave the
+// client's own time.
+func (t *Transport) Busy() time.Duration { return time.Duration(t.busy.Load()) }
+
+// apiError is an error the service would return, by its type name.
+type apiError struct {
+	code string
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+func validation(msg string) *apiError { return &apiError{"ValidationException", msg} }
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	defer func() { t.busy.Add(int64(time.Since(start))) }()
+	var body []byte
+	if req.Body != nil {
+		buf := bytes.NewBuffer(make([]byte, 0, max(req.ContentLength, 0)+bytes.MinRead))
+		_, err := buf.ReadFrom(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = buf.Bytes()
+	}
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	status, out := http.StatusOK, []byte(nil)
+	op, ok := strings.CutPrefix(req.Header.Get("X-Amz-Target"), targetPrefix)
+	var err *apiError
+	if !ok || req.Method != http.MethodPost {
+		err = &apiError{"UnknownOperationException", "fakedynamo: not a DynamoDB_20120810 request"}
+	} else {
+		out, err = t.serve(op, body)
+	}
+	if err != nil {
+		status = http.StatusBadRequest
+		out = append(appendJSONString([]byte(`{"__type":`), "com.amazonaws.dynamodb.v20120810#"+err.code), `,"message":`...)
+		out = append(appendJSONString(out, err.msg), '}')
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-amz-json-1.0")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Set("X-Amzn-Requestid", "FAKEDYNAMO")
+	h.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(out)), 10))
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(out)),
+		ContentLength: int64(len(out)),
+		Request:       req,
+	}, nil
+}
+
+func (t *Transport) serve(op string, body []byte) ([]byte, *apiError) {
+	t.mu.Lock()
+	t.requests[op]++
+	t.mu.Unlock()
+	var fn func([]byte) ([]byte, *apiError)
+	switch op {
+	case "PutItem":
+		fn = t.putItem
+	case "GetItem":
+		fn = t.getItem
+	case "DeleteItem":
+		fn = t.deleteItem
+	case "Query":
+		fn = t.query
+	case "BatchWriteItem":
+		fn = t.batchWriteItem
+	case "BatchGetItem":
+		fn = t.batchGetItem
+	case "CreateTable":
+		fn = t.createTable
+	case "DescribeTable":
+		fn = t.describeTable
+	case "DeleteTable":
+		fn = t.deleteTable
+	default:
+		return nil, &apiError{"UnknownOperationException", "fakedynamo: " + op + " is not implemented"}
+	}
+	return fn(body)
+}
