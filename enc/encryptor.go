@@ -260,6 +260,7 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 			return fail(first, fmt.Errorf("read random nonces: %w", err))
 		}
 		v2 := envelope{version: Version2, encryptedKey: encKey}
+		var scratch []byte
 		for n, i := range g.reqs {
 			r := reqs[i]
 			version := r.Spec.sealVersion()
@@ -268,7 +269,7 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 				aad = v2.appendHeader(make([]byte, 0, v2.headerLen()+len(bindings[i])))
 				aad = append(aad, bindings[i]...)
 			}
-			out[i] = sealEnvelope(aead, version, encKey, nonces[n*nonceSize:(n+1)*nonceSize], r.Plaintext, aad)
+			out[i], scratch = sealEnvelope(aead, version, encKey, nonces[n*nonceSize:(n+1)*nonceSize], r.Plaintext, aad, scratch)
 		}
 		return nil
 	})
@@ -345,8 +346,14 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 	errs := make([]error, len(reqs))
 	var groups grouper
 	var scratch []byte
+	// All values decode into one buffer and open in place there: the
+	// plaintexts alias it, each capped to its own part.
+	arena := make([]byte, 0, decodedSize(reqs))
 	for i, r := range reqs {
-		env, aad, ref, err := r.prepare()
+		env, aad, ref, err := r.prepare(arena[len(arena):])
+		if err == nil {
+			arena = arena[:len(arena)+headerSize+len(env.encryptedKey)+nonceSize+len(env.ciphertext)]
+		}
 		if err != nil {
 			errs[i] = r.Fail(err)
 			if whole {
@@ -375,7 +382,7 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 				continue
 			}
 			env := envs[i]
-			if out[i], errs[i] = aead.Open(nil, env.nonce, env.ciphertext, aads[i]); errs[i] != nil {
+			if out[i], errs[i] = aead.Open(env.ciphertext[:0], env.nonce, env.ciphertext, aads[i]); errs[i] != nil {
 				errs[i] = reqs[i].Fail(fmt.Errorf("%w: authentication failed", ErrInvalidCiphertext))
 			}
 		}
@@ -389,14 +396,14 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 // value's own version decides whether it is bound, so a spec moved to
 // version 2 still opens version-1 values and one moved back still opens
 // version-2 values.
-func (r OpenRequest) prepare() (envelope, []byte, KeyRef, error) {
+func (r OpenRequest) prepare(arena []byte) (envelope, []byte, KeyRef, error) {
 	if err := r.Spec.Validate(); err != nil {
 		return envelope{}, nil, KeyRef{}, err
 	}
 	if !r.Spec.Mode.CanDecrypt() {
 		return envelope{}, nil, KeyRef{}, ErrWriteOnly
 	}
-	env, err := parseEnvelope(r.Stored)
+	env, err := parseEnvelopeInto(r.Stored, arena)
 	if err != nil {
 		return envelope{}, nil, KeyRef{}, err
 	}
@@ -412,6 +419,15 @@ func (r OpenRequest) prepare() (envelope, []byte, KeyRef, error) {
 		return envelope{}, nil, KeyRef{}, err
 	}
 	return env, append(env.appendHeader(make([]byte, 0, env.headerLen()+len(b))), b...), ref, nil
+}
+
+// decodedSize is at least the decoded size of every stored value of reqs.
+func decodedSize(reqs []OpenRequest) int {
+	n := 0
+	for _, r := range reqs {
+		n += b64.DecodedLen(max(len(r.Stored)-len(Prefix), 0))
+	}
+	return n
 }
 
 // Fail labels err as the failure of this request: an [*Error] naming its

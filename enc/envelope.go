@@ -68,19 +68,25 @@ func stored(raw []byte) string {
 	return string(out)
 }
 
-// sealEnvelope encrypts plaintext into a whole stored value with one buffer
-// for the envelope and its encoding.
-func sealEnvelope(aead cipher.AEAD, version byte, encryptedKey, nonce, plaintext, aad []byte) string {
+// sealEnvelope encrypts plaintext into a whole stored value. The envelope
+// is built in scratch, which it returns for the next value, and encoded
+// straight into the string's own buffer: one allocation per value.
+func sealEnvelope(aead cipher.AEAD, version byte, encryptedKey, nonce, plaintext, aad, scratch []byte) (string, []byte) {
 	env := envelope{version: version, encryptedKey: encryptedKey}
-	rawLen := env.headerLen() + nonceSize + len(plaintext) + tagSize
-	textLen := len(Prefix) + b64.EncodedLen(rawLen)
-	buf := make([]byte, textLen+rawLen)
-	raw := env.appendHeader(buf[textLen:textLen])
+	raw := env.appendHeader(scratch[:0])
 	raw = append(raw, nonce...)
 	raw = aead.Seal(raw, nonce, plaintext, aad)
-	copy(buf, Prefix)
-	b64.Encode(buf[len(Prefix):textLen], raw)
-	return string(buf[:textLen])
+	var s strings.Builder
+	s.Grow(len(Prefix) + b64.EncodedLen(len(raw)))
+	s.WriteString(Prefix)
+	var chunk [64]byte // 48 bytes of envelope at a time
+	for rest := raw; len(rest) > 0; {
+		n := min(len(rest), 48)
+		b64.Encode(chunk[:], rest[:n])
+		s.Write(chunk[:b64.EncodedLen(n)])
+		rest = rest[n:]
+	}
+	return s.String(), raw
 }
 
 func malformed(format string, args ...any) error {
@@ -90,6 +96,12 @@ func malformed(format string, args ...any) error {
 // parseEnvelope splits a stored string into its parts. The parts alias one
 // freshly decoded buffer.
 func parseEnvelope(stored string) (envelope, error) {
+	return parseEnvelopeInto(stored, nil)
+}
+
+// parseEnvelopeInto is parseEnvelope that decodes into arena when it has
+// room, so that the values of one call share one buffer.
+func parseEnvelopeInto(stored string, arena []byte) (envelope, error) {
 	if !IsEncrypted(stored) {
 		return envelope{}, malformed("missing %q prefix", Prefix)
 	}
@@ -99,7 +111,7 @@ func parseEnvelope(stored string) (envelope, error) {
 	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
 		return envelope{}, malformed("line break at byte %d", i+len(Prefix))
 	}
-	raw, err := b64.DecodeString(text)
+	raw, err := decodeInto(text, arena)
 	if err != nil {
 		return envelope{}, malformed("bad base64 at byte %d", base64ErrOffset(err)+len(Prefix))
 	}
@@ -167,4 +179,14 @@ func newGCM(dataKey []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// decodeInto decodes base64 text into arena when it is large enough, else
+// into a new buffer.
+func decodeInto(text string, arena []byte) ([]byte, error) {
+	if cap(arena) < b64.DecodedLen(len(text)) {
+		return b64.DecodeString(text)
+	}
+	n, err := b64.Decode(arena[:cap(arena)], []byte(text))
+	return arena[:n:n], err
 }

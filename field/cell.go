@@ -83,18 +83,22 @@ func (c *seam[T]) LoadError() error {
 	return c.state.loadErr
 }
 
-func (c *seam[T]) Reserve() *types.AttributeValueMemberS {
-	av := &types.AttributeValueMemberS{}
+func (c *seam[T]) Reserve(av *types.AttributeValueMemberS) {
 	c.update(func(s *state[T]) { s.reserved = av })
-	return av
 }
 
 func (c *seam[T]) Opened(plaintext []byte) error {
 	v, err := decodePlain[T](plaintext)
-	if err != nil {
+	if err != nil || c.state == nil {
 		return err
 	}
-	c.update(func(s *state[T]) { s.value, s.hasValue, s.openErr = &v, true, nil })
+	// The new state and its value in one allocation, once per value read.
+	o := &struct {
+		s state[T]
+		v T
+	}{s: *c.state, v: v}
+	o.s.value, o.s.hasValue, o.s.openErr = &o.v, true, nil
+	c.state = &o.s
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -293,14 +294,16 @@ func (e *encodeError) Unwrap() error { return e.cause }
 
 // encodePlain turns a value into the bytes that are sealed.
 func encodePlain[T any](v T) ([]byte, error) {
-	rv := reflect.ValueOf(&v).Elem()
-	t := rv.Type()
+	t := reflect.TypeFor[T]()
+	// For string- and []byte-like T, reading v as its underlying type saves
+	// the allocation of boxing it for reflect, once per value sealed.
 	switch kindOf(t) {
 	case plainString:
-		return []byte(rv.String()), nil
+		return []byte(*(*string)(unsafe.Pointer(&v))), nil
 	case plainBytes:
-		return bytes.Clone(rv.Bytes()), nil
+		return bytes.Clone(*(*[]byte)(unsafe.Pointer(&v))), nil
 	}
+	rv := reflect.ValueOf(&v).Elem()
 	if err := checkPlainType(t); err != nil {
 		return nil, &encodeError{typ: t, reason: err.Error()}
 	}
@@ -364,16 +367,16 @@ func hasReplacedInvalidUTF8(js []byte) bool {
 // decodePlain is the inverse of encodePlain.
 func decodePlain[T any](b []byte) (T, error) {
 	var v T
-	rv := reflect.ValueOf(&v).Elem()
-	switch kindOf(rv.Type()) {
+	switch kindOf(reflect.TypeFor[T]()) { // see encodePlain
 	case plainString:
-		rv.SetString(string(b))
+		*(*string)(unsafe.Pointer(&v)) = string(b)
 		return v, nil
 	case plainBytes:
 		// Always a new, non-nil slice: nil and empty both seal as no bytes.
-		rv.SetBytes(append([]byte{}, b...))
+		*(*[]byte)(unsafe.Pointer(&v)) = append([]byte{}, b...)
 		return v, nil
 	}
+	rv := reflect.ValueOf(&v).Elem()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {

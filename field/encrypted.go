@@ -171,7 +171,13 @@ func (e *Encrypted[T]) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) 
 		return nil
 	case *types.AttributeValueMemberS:
 		if enc.IsEncrypted(v.Value) {
-			*e = Encrypted[T]{state: &state[T]{sealed: &sealedForm{stored: v.Value}}}
+			// The state and its sealed form in one allocation.
+			l := &struct {
+				s state[T]
+				f sealedForm
+			}{f: sealedForm{stored: v.Value}}
+			l.s.sealed = &l.f
+			*e = Encrypted[T]{state: &l.s}
 			return nil
 		}
 	}

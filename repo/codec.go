@@ -24,8 +24,8 @@ import (
 // found is one encrypted value in an item.
 type found struct {
 	cell cell.Cell
-	spec enc.Spec
-	path string // for messages: "cards[2].number"
+	spec *enc.Spec // the plan's; never changed
+	path string    // for messages: "cards[2].number"
 	// bound is the path version-2 values are bound to: list positions left
 	// out ("cards[].number"), so reordering a list keeps values readable,
 	// and map keys quoted (`tags["home"]`).
@@ -94,7 +94,7 @@ func (w *walker) clone(v reflect.Value) {
 func (w *walker) walk(v reflect.Value, n *node, path, bound string) error {
 	switch n.kind {
 	case cellKind:
-		return w.visit(found{cell: cell.Of(v.Addr().Interface()), spec: n.spec, path: path, bound: bound})
+		return w.visit(found{cell: cell.Of(v.Addr().Interface()), spec: &n.spec, path: path, bound: bound})
 	case structKind:
 		return w.walkStruct(v, n.strc, path, bound)
 	case pointerKind:
@@ -115,8 +115,11 @@ func (w *walker) walk(v reflect.Value, n *node, path, bound string) error {
 			v.Set(c)
 		}
 	}
+	bound += "[]" // once for all elements
+	var buf []byte
 	for i := range v.Len() {
-		if err := w.walk(v.Index(i), n.elem, path+"["+strconv.Itoa(i)+"]", bound+"[]"); err != nil {
+		buf = append(strconv.AppendInt(append(append(buf[:0], path...), '['), int64(i), 10), ']')
+		if err := w.walk(v.Index(i), n.elem, string(buf), bound); err != nil {
 			return err
 		}
 	}
@@ -271,7 +274,7 @@ func contextValue(av types.AttributeValue) (string, error) {
 
 // boundTo is what the stored value at fd is tied to where facts place it.
 func (f *facts) boundTo(stored string, fd found) string {
-	itemCtx, err := f.itemContext(fd.spec)
+	itemCtx, err := f.itemContext(*fd.spec)
 	if err != nil {
 		return ""
 	}
@@ -282,8 +285,19 @@ func (f *facts) boundTo(stored string, fd found) string {
 // one enc.Seal call after the items are marshalled.
 type sealing struct {
 	p     *plan
-	slots []slot // in item order
-	first []int  // the first slot of each item added
+	slots []slot                        // in item order
+	first []int                         // the first slot of each item added
+	avs   []types.AttributeValueMemberS // reserved in blocks, not one by one
+}
+
+// reserve returns a fresh attribute value for a reserved slot.
+func (s *sealing) reserve() *types.AttributeValueMemberS {
+	if len(s.avs) == 0 {
+		s.avs = make([]types.AttributeValueMemberS, 64)
+	}
+	av := &s.avs[0]
+	s.avs = s.avs[1:]
+	return av
 }
 
 // slot is one value of a write: reserved before marshalling, sealed (or
@@ -315,7 +329,8 @@ func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
 			}
 			sl.stored = fd.cell.Sealed()
 		}
-		sl.av = fd.cell.Reserve()
+		sl.av = s.reserve()
+		fd.cell.Reserve(sl.av)
 		s.slots = append(s.slots, sl)
 		return nil
 	}}
@@ -363,19 +378,18 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 	for i := range all {
 		all[i] = facts{p: s.p, item: items[i], absent: absent}
 	}
-	var reqs []enc.SealRequest
-	var at []*slot
+	reqs := make([]enc.SealRequest, 0, len(s.slots))
+	at := make([]*slot, 0, len(s.slots))
 	for i := range s.slots {
 		sl := &s.slots[i]
 		f := &all[sl.item]
-		req, err := sl.request(f)
-		if err != nil || req == nil {
-			if err != nil {
-				return err
-			}
-			continue
+		req, ok, err := sl.request(f)
+		if err != nil {
+			return err
 		}
-		reqs, at = append(reqs, *req), append(at, sl)
+		if ok {
+			reqs, at = append(reqs, req), append(at, sl)
+		}
 	}
 	if len(reqs) == 0 {
 		return nil
@@ -390,22 +404,22 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 	return nil
 }
 
-// request returns the seal request of a slot, or nil when its stored form
-// goes back unchanged (then filled in already).
-func (sl *slot) request(f *facts) (*enc.SealRequest, error) {
+// request returns the seal request of a slot; ok is false when its stored
+// form goes back unchanged (then filled in already).
+func (sl *slot) request(f *facts) (req enc.SealRequest, ok bool, err error) {
 	fd := sl.found
-	req := &enc.SealRequest{Spec: fd.spec, Attribute: fd.path}
+	req = enc.SealRequest{Spec: *fd.spec, Attribute: fd.path}
 	if sl.plain == nil {
 		if f.boundTo(sl.stored, fd) == sl.origin {
 			sl.av.Value = sl.stored
-			return nil, nil
+			return req, false, nil
 		}
-		plain, ok, err := fd.cell.Known()
+		plain, known, err := fd.cell.Known()
 		switch {
 		case err != nil:
-			return nil, req.Fail(err)
-		case !ok:
-			return nil, req.Fail(fmt.Errorf("%w: the value was loaded from another item or encryption context and is sealed to it; set it again to move it", enc.ErrBinding))
+			return req, false, req.Fail(err)
+		case !known:
+			return req, false, req.Fail(fmt.Errorf("%w: the value was loaded from another item or encryption context and is sealed to it; set it again to move it", enc.ErrBinding))
 		}
 		sl.plain = plain
 	}
@@ -413,20 +427,19 @@ func (sl *slot) request(f *facts) (*enc.SealRequest, error) {
 	// A mode that cannot seal is refused by Seal before any KMS call; the
 	// item need not be read for it.
 	if !fd.spec.Mode.CanEncrypt() {
-		return req, nil
+		return req, true, nil
 	}
-	var err error
-	if req.ItemContext, err = f.itemContext(fd.spec); err != nil {
-		return nil, req.Fail(err)
+	if req.ItemContext, err = f.itemContext(*fd.spec); err != nil {
+		return req, false, req.Fail(err)
 	}
 	if fd.spec.Version == enc.Version2 {
 		key, err := f.primaryKey()
 		if err != nil {
-			return nil, req.Fail(err)
+			return req, false, req.Fail(err)
 		}
 		req.Binding = enc.Binding{Attribute: fd.bound, Key: key}
 	}
-	return req, nil
+	return req, true, nil
 }
 
 // sealedSize is what the values sealed for item i add to its size.
@@ -470,7 +483,7 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 	}
 	f := facts{p: o.p, item: raw}
 	w := walker{later: &o.later, visit: func(fd found) error {
-		req := enc.OpenRequest{Spec: fd.spec, Attribute: fd.path}
+		req := enc.OpenRequest{Spec: *fd.spec, Attribute: fd.path}
 		if err := fd.cell.LoadError(); err != nil {
 			o.fail(i, req.Fail(err))
 			return nil
@@ -485,7 +498,7 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		req.Stored = stored
 		// enc decides whether the value needs its key and context, after
 		// its mode: what cannot be read is left out, and its reason kept.
-		itemCtx, ctxErr := f.itemContext(fd.spec)
+		itemCtx, ctxErr := f.itemContext(*fd.spec)
 		key, keyErr := f.primaryKey()
 		req.ItemContext, req.Binding = itemCtx, enc.Binding{Attribute: fd.bound, Key: key}
 		o.reqs, o.cells, o.items = append(o.reqs, req), append(o.cells, fd.cell), append(o.items, i)

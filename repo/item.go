@@ -36,12 +36,14 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		return err
 	}
 	k := r.keyOf(item)
-	fits := func(_ int, m attrMap, pending map[string]int) error { return r.checkItemSize("put", k, m, pending) }
+	fits := func(_ int, m attrMap, size int, pending map[string]int) error {
+		return r.checkItemSize("put", func() Key { return k }, m, size, pending)
+	}
 	ms, sizes, err := r.marshalItems(ctx, "put", []T{item}, fits)
 	if err != nil {
 		return err
 	}
-	if err := r.checkSealedSize("put", k, ms[0], sizes[0]); err != nil {
+	if err := r.checkItemSize("put", func() Key { return k }, ms[0], sizes[0], nil); err != nil {
 		return err
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o)}
@@ -52,31 +54,21 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	return nil
 }
 
-// checkItemSize refuses an item DynamoDB would refuse, naming its largest
-// attribute: sealing makes a value about a third larger than its plaintext,
-// which is easy to overlook. pending adds to each attribute the least its
-// values still to be sealed will take.
-func (r *Repo[T]) checkItemSize(op string, k Key, m attrMap, pending map[string]int) error {
-	size, largest, largestSize := 0, "", 0
+// checkItemSize refuses an item of size bytes that DynamoDB would refuse,
+// naming its largest attribute: sealing makes a value about a third larger
+// than its plaintext, which is easy to overlook. pending adds to each
+// attribute the least its values still to be sealed will take.
+func (r *Repo[T]) checkItemSize(op string, key func() Key, m attrMap, size int, pending map[string]int) error {
+	if size <= maxItemBytes {
+		return nil
+	}
+	largest, largestSize := "", 0
 	for name, v := range m {
-		n := len(name) + itemsize.Value(v) + pending[name]
-		size += n
-		if n > largestSize {
+		if n := len(name) + itemsize.Value(v) + pending[name]; n > largestSize {
 			largest, largestSize = name, n
 		}
 	}
-	if size <= maxItemBytes {
-		return nil
-	}
-	return fmt.Errorf("repo %s: %s %s: item is at least %d bytes, largest attribute %q is at least %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
-}
-
-// checkSealedSize is checkItemSize once every value is sealed.
-func (r *Repo[T]) checkSealedSize(op string, k Key, m attrMap, size int) error {
-	if size <= maxItemBytes {
-		return nil
-	}
-	return r.checkItemSize(op, k, m, nil)
+	return fmt.Errorf("repo %s: %s %s: item is at least %d bytes, largest attribute %q is at least %d bytes: %w", r.table, op, key(), size, largest, largestSize, ErrItemTooLarge)
 }
 
 // Get reads the item with key k and opens its encrypted fields. A missing

@@ -64,56 +64,81 @@ var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
 // call: no new request is started and no more retries are made, but requests
 // in flight finish, so what they processed is known.
 func Run(ctx context.Context, o Limits, chunks [][]int, send Send) ([]int, error) {
-	var (
-		mu       sync.Mutex
-		left     []int
-		causes   []error
-		stop     = make(chan struct{})
-		stopOnce sync.Once
-	)
-	fail := func(idx []int, cause error, fatal bool) {
-		mu.Lock()
-		left = append(left, idx...)
-		if cause != nil && !slices.ContainsFunc(causes, func(c error) bool { return c.Error() == cause.Error() }) {
-			causes = append(causes, cause)
+	r := &run{ctx: ctx, stop: make(chan struct{})}
+	if o.Concurrency <= 1 || len(chunks) <= 1 {
+		// One at a time in the caller's goroutine: no hand-offs.
+		for n, c := range chunks {
+			if r.stopped() {
+				r.failRest(chunks[n:])
+				break
+			}
+			o.retry(ctx, c, send, r.stop, r.fail)
 		}
-		mu.Unlock()
-		if fatal {
-			stopOnce.Do(func() { close(stop) })
-		}
+	} else {
+		r.concurrently(o, chunks, send)
 	}
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return ctx.Err() != nil
-		}
-	}
+	slices.Sort(r.left)
+	return r.left, joinCauses(r.causes...)
+}
 
+// run is the state of one Run.
+type run struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	left     []int
+	causes   []error
+	stop     chan struct{} // closed on a fatal failure
+	stopOnce sync.Once
+}
+
+func (r *run) fail(idx []int, cause error, fatal bool) {
+	r.mu.Lock()
+	r.left = append(r.left, idx...)
+	if cause != nil && !slices.ContainsFunc(r.causes, func(c error) bool { return c.Error() == cause.Error() }) {
+		r.causes = append(r.causes, cause)
+	}
+	r.mu.Unlock()
+	if fatal {
+		r.stopOnce.Do(func() { close(r.stop) })
+	}
+}
+
+func (r *run) failRest(chunks [][]int) {
+	for _, rest := range chunks {
+		r.fail(rest, r.ctx.Err(), false)
+	}
+}
+
+func (r *run) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return r.ctx.Err() != nil
+	}
+}
+
+// concurrently sends the chunks with at most o.Concurrency in flight.
+func (r *run) concurrently(o Limits, chunks [][]int, send Send) {
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
 	for n, c := range chunks {
 		select {
 		case sem <- struct{}{}:
-		case <-stop:
-		case <-ctx.Done():
+		case <-r.stop:
+		case <-r.ctx.Done():
 		}
-		if stopped() {
-			for _, rest := range chunks[n:] {
-				fail(rest, ctx.Err(), false)
-			}
+		if r.stopped() {
+			r.failRest(chunks[n:])
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			o.retry(ctx, c, send, stop, fail)
+			o.retry(r.ctx, c, send, r.stop, r.fail)
 		}()
 	}
 	wg.Wait()
-	slices.Sort(left)
-	return left, joinCauses(causes...)
 }
 
 // joinCauses is errors.Join that returns a single error as it is.

@@ -26,9 +26,9 @@ type Cell interface {
 	// LoadError is why the stored attribute could not be loaded (a type
 	// that cannot hold the value, nesting beyond DynamoDB's limits).
 	LoadError() error
-	// Reserve makes the value marshal as the returned attribute value, which
-	// the repository fills with the sealed form once it has sealed it.
-	Reserve() *types.AttributeValueMemberS
+	// Reserve makes the value marshal as av, which the repository fills
+	// with the sealed form once it has sealed it.
+	Reserve(av *types.AttributeValueMemberS)
 	// Opened records the plaintext of the stored value.
 	Opened(plaintext []byte) error
 	// OpenFailed makes Value fail with err; the value stays sealed.
