@@ -49,7 +49,7 @@ func (c *seam[T]) Pending() ([]byte, bool, error) {
 	if c.state == nil || !c.state.pending {
 		return nil, false, nil
 	}
-	b, err := encodePlain(*c.state.value)
+	b, err := encodePlain(c.state.value)
 	return b, err == nil, err
 }
 
@@ -57,7 +57,7 @@ func (c *seam[T]) Known() ([]byte, bool, error) {
 	if c.state == nil || !c.state.hasValue {
 		return nil, false, nil
 	}
-	b, err := encodePlain(*c.state.value)
+	b, err := encodePlain(c.state.value)
 	return b, err == nil, err
 }
 

@@ -293,17 +293,17 @@ func (e *encodeError) Error() string {
 func (e *encodeError) Unwrap() error { return e.cause }
 
 // encodePlain turns a value into the bytes that are sealed.
-func encodePlain[T any](v T) ([]byte, error) {
+func encodePlain[T any](p *T) ([]byte, error) {
 	t := reflect.TypeFor[T]()
 	// For string- and []byte-like T, reading v as its underlying type saves
 	// the allocation of boxing it for reflect, once per value sealed.
 	switch kindOf(t) {
 	case plainString:
-		return []byte(*(*string)(unsafe.Pointer(&v))), nil
+		return []byte(*(*string)(unsafe.Pointer(p))), nil
 	case plainBytes:
-		return bytes.Clone(*(*[]byte)(unsafe.Pointer(&v))), nil
+		return bytes.Clone(*(*[]byte)(unsafe.Pointer(p))), nil
 	}
-	rv := reflect.ValueOf(&v).Elem()
+	rv := reflect.ValueOf(p).Elem()
 	if err := checkPlainType(t); err != nil {
 		return nil, &encodeError{typ: t, reason: err.Error()}
 	}
@@ -315,7 +315,7 @@ func encodePlain[T any](v T) ([]byte, error) {
 	var buf bytes.Buffer
 	je := json.NewEncoder(&buf)
 	je.SetEscapeHTML(false)
-	if err := je.Encode(v); err != nil {
+	if err := je.Encode(*p); err != nil {
 		clear(buf.Bytes())
 		return nil, &encodeError{typ: t, reason: describeJSONEncodeError(err), cause: err}
 	}

@@ -120,7 +120,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	ids := make([]string, len(items))
 	seen := make(map[string]int, len(items))
 	// Runs on each item's attributes before anything is sealed.
-	check := func(i int, m attrMap, size int, pending map[string]int) error {
+	check := func(i int, m attrMap, size int, pending func() map[string]int) error {
 		id, err := r.keyID(m)
 		if err != nil {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, r.keyOf(items[i]), err)

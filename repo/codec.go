@@ -346,8 +346,16 @@ func minSealedSize(n int) int {
 	return len(enc.Prefix) + base64.StdEncoding.EncodedLen(3+1+12+n+16)
 }
 
-// pendingSizes is the least the reserved values of item i add to each
-// top-level attribute's size.
+// pendingSize is the least the reserved values of item i add to its size.
+func (s *sealing) pendingSize(i int) int {
+	n := 0
+	for _, sl := range s.itemSlots(i) {
+		n += minSealedSize(max(len(sl.plain), len(sl.stored)))
+	}
+	return n
+}
+
+// pendingSizes is pendingSize by top-level attribute.
 func (s *sealing) pendingSizes(i int) map[string]int {
 	var out map[string]int
 	for _, sl := range s.itemSlots(i) {
@@ -506,6 +514,14 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		return nil
 	}}
 	_ = w.walkStruct(v, root, "", "") // visit never fails
+}
+
+// grow makes room for n values.
+func (o *opening) grow(n int) {
+	o.reqs = make([]enc.OpenRequest, 0, n)
+	o.cells = make([]cell.Cell, 0, n)
+	o.items = make([]int, 0, n)
+	o.facts = make([]error, 0, n)
 }
 
 func (o *opening) fail(i int, err error) {

@@ -36,7 +36,7 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		return err
 	}
 	k := r.keyOf(item)
-	fits := func(_ int, m attrMap, size int, pending map[string]int) error {
+	fits := func(_ int, m attrMap, size int, pending func() map[string]int) error {
 		return r.checkItemSize("put", func() Key { return k }, m, size, pending)
 	}
 	ms, sizes, err := r.marshalItems(ctx, "put", []T{item}, fits)
@@ -58,13 +58,17 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 // naming its largest attribute: sealing makes a value about a third larger
 // than its plaintext, which is easy to overlook. pending adds to each
 // attribute the least its values still to be sealed will take.
-func (r *Repo[T]) checkItemSize(op string, key func() Key, m attrMap, size int, pending map[string]int) error {
+func (r *Repo[T]) checkItemSize(op string, key func() Key, m attrMap, size int, pending func() map[string]int) error {
 	if size <= maxItemBytes {
 		return nil
 	}
+	var more map[string]int
+	if pending != nil {
+		more = pending()
+	}
 	largest, largestSize := "", 0
 	for name, v := range m {
-		if n := len(name) + itemsize.Value(v) + pending[name]; n > largestSize {
+		if n := len(name) + itemsize.Value(v) + more[name]; n > largestSize {
 			largest, largestSize = name, n
 		}
 	}

@@ -22,6 +22,9 @@ type plan struct {
 	top       map[string]*attr // T's attributes by name
 	hash, rng *attr
 	root      *structNode // T's encrypted values; nil when it has none
+	// cellsPerItem is how many encrypted values an item holds outside
+	// lists and maps, to size the work of a read.
+	cellsPerItem int
 	// structs holds the attributes of every struct type reachable from T,
 	// by name, for checking document paths.
 	structs map[reflect.Type]map[string]*attr
@@ -100,6 +103,7 @@ func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode) (*plan, err
 		return nil, err
 	}
 	c.p.root = root
+	c.p.cellsPerItem = countCells(root, map[*structNode]bool{})
 	c.p.top = c.p.structs[t]
 	if err := c.keys(t); err != nil {
 		return nil, err
@@ -322,6 +326,25 @@ func (p *plan) contextOf(top string, cells []*node) error {
 		}
 	}
 	return nil
+}
+
+// countCells counts the encrypted values a struct holds directly or in
+// nested structs and pointers.
+func countCells(s *structNode, seen map[*structNode]bool) int {
+	if s == nil || seen[s] {
+		return 0
+	}
+	seen[s] = true
+	n := 0
+	for _, f := range s.fields {
+		switch leaf := f.node; {
+		case leaf.kind == cellKind:
+			n++
+		case leaf.kind == structKind:
+			n += countCells(leaf.strc, seen)
+		}
+	}
+	return n
 }
 
 // cellsUnder lists the cell nodes reachable from n.

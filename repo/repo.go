@@ -166,7 +166,7 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 // are the items' sizes as DynamoDB counts them. check sees each item's
 // attributes, with the least its values still to be sealed add to each,
 // before anything is sealed, so a write that cannot happen costs no KMS call.
-func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending map[string]int) error) ([]attrMap, []int, error) {
+func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending func() map[string]int) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
 	s := sealing{p: r.plan}
@@ -185,12 +185,8 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 		}
 		out[i], sizes[i] = m, itemsize.Of(m)
 		if check != nil {
-			pending := s.pendingSizes(i)
-			least := sizes[i]
-			for _, n := range pending {
-				least += n
-			}
-			if err := check(i, m, least, pending); err != nil {
+			pending := func() map[string]int { return s.pendingSizes(i) }
+			if err := check(i, m, sizes[i]+s.pendingSize(i), pending); err != nil {
 				s.wipe()
 				return nil, nil, err
 			}
@@ -232,6 +228,7 @@ func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeVal
 func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, raw []attrMap, lenient bool) ([]T, []error) {
 	items := make([]T, len(raw))
 	o := opening{p: r.plan, failed: make([]error, len(raw)), lenient: lenient}
+	o.grow(len(raw) * r.plan.cellsPerItem)
 	dec := attributevalue.NewDecoder()
 	for i, m := range raw {
 		if err := dec.Decode(&types.AttributeValueMemberM{Value: m}, &items[i]); err != nil {
