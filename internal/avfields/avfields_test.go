@@ -60,6 +60,7 @@ func TestOfDropsATypeEmbeddedTwice(t *testing.T) {
 	if len(fields) != 0 || len(hidden) == 0 || !strings.Contains(hidden[0].Why, "embedded more than once") {
 		t.Fatalf("fields %v, hidden %+v", fields, hidden)
 	}
+	_ = unusable{}.named
 	if _, hidden := Of(reflect.TypeFor[unusable]()); len(hidden) != 1 || !hidden[0].Unusable {
 		t.Fatalf("an unexported embedded non-struct: %+v", hidden)
 	}

@@ -62,9 +62,3 @@ func Canonical(s string) (string, error) {
 	b.WriteString(strconv.Itoa(exp))
 	return b.String(), nil
 }
-
-// Digits returns how many significant digits the canonical form c has.
-func Digits(c string) int {
-	d, _, _ := strings.Cut(strings.TrimPrefix(c, "-"), "E")
-	return len(d)
-}
