@@ -314,7 +314,9 @@ type slot struct {
 
 // add reserves the values of item number i, held in v, an addressable copy.
 func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
-	s.first = append(s.first, len(s.slots))
+	if i == len(s.first) { // an update adds one item's values in several calls
+		s.first = append(s.first, len(s.slots))
+	}
 	w := walker{copyOnWrite: true, visit: func(fd found) error {
 		plain, ok, err := fd.cell.Pending()
 		if err != nil {
