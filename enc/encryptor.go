@@ -218,65 +218,70 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 	var scratch []byte
 	bindings := make([][]byte, len(reqs)) // encoded bindings of version-2 requests
 	for i, r := range reqs {
-		fail := func(err error) error {
-			return &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
-		}
-		if err := r.Spec.Validate(); err != nil {
-			return nil, fail(err)
-		}
-		if !r.Spec.Mode.CanEncrypt() {
-			return nil, fail(ErrReadOnly)
-		}
-		ref, err := r.Spec.keyRef(r.ItemContext)
+		ref, binding, err := r.prepare()
 		if err != nil {
-			return nil, fail(err)
+			return nil, r.Fail(err)
 		}
-		if r.Spec.sealVersion() == Version2 {
-			if bindings[i], err = r.Binding.encode(); err != nil {
-				return nil, fail(err)
-			}
-		}
+		bindings[i] = binding
 		scratch = ref.appendID(scratch[:0])
 		groups.add(scratch, ref, i)
 	}
 	out := make([]string, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
-		g := groups.order[gi]
-		first := reqs[g.reqs[0]]
-		fail := func(r SealRequest, err error) error {
-			return &Error{Op: OpEncrypt, Attribute: r.Attribute, KeyID: r.Spec.KeyID, Err: err}
-		}
-		plainKey, encKey, err := e.sealingKey(ctx, g)
-		if err != nil {
-			return fail(first, err)
-		}
-		defer clear(plainKey)
-		aead, err := newGCM(plainKey)
-		if err != nil {
-			return fail(first, fmt.Errorf("%w: %w", ErrInvalidCiphertext, err))
-		}
-		nonces := make([]byte, nonceSize*len(g.reqs))
-		if _, err := io.ReadFull(e.opts.random, nonces); err != nil {
-			return fail(first, fmt.Errorf("read random nonces: %w", err))
-		}
-		v2 := envelope{version: Version2, encryptedKey: encKey}
-		var scratch []byte
-		for n, i := range g.reqs {
-			r := reqs[i]
-			version := r.Spec.sealVersion()
-			var aad []byte
-			if version == Version2 {
-				aad = v2.appendHeader(make([]byte, 0, v2.headerLen()+len(bindings[i])))
-				aad = append(aad, bindings[i]...)
-			}
-			out[i], scratch = sealEnvelope(aead, version, encKey, nonces[n*nonceSize:(n+1)*nonceSize], r.Plaintext, aad, scratch)
-		}
-		return nil
+		return e.sealGroup(ctx, groups.order[gi], reqs, bindings, out)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// prepare checks a request before any KMS call and returns the key it is
+// sealed under and, for version 2, its encoded binding.
+func (r SealRequest) prepare() (KeyRef, []byte, error) {
+	if err := r.Spec.Validate(); err != nil {
+		return KeyRef{}, nil, err
+	}
+	if !r.Spec.Mode.CanEncrypt() {
+		return KeyRef{}, nil, ErrReadOnly
+	}
+	ref, err := r.Spec.keyRef(r.ItemContext)
+	if err != nil || r.Spec.sealVersion() != Version2 {
+		return ref, nil, err
+	}
+	binding, err := r.Binding.encode()
+	return ref, binding, err
+}
+
+// sealGroup seals the requests of one group under one data key, with one
+// GCM cipher and one read of random nonces for all of them.
+func (e *Encryptor) sealGroup(ctx context.Context, g *keyGroup, reqs []SealRequest, bindings [][]byte, out []string) error {
+	first := reqs[g.reqs[0]]
+	plainKey, encKey, err := e.sealingKey(ctx, g)
+	if err != nil {
+		return first.Fail(err)
+	}
+	defer clear(plainKey)
+	aead, err := newGCM(plainKey)
+	if err != nil {
+		return first.Fail(fmt.Errorf("%w: %w", ErrInvalidCiphertext, err))
+	}
+	nonces := make([]byte, nonceSize*len(g.reqs))
+	if _, err := io.ReadFull(e.opts.random, nonces); err != nil {
+		return first.Fail(fmt.Errorf("read random nonces: %w", err))
+	}
+	v2 := envelope{version: Version2, encryptedKey: encKey}
+	var scratch []byte
+	for n, i := range g.reqs {
+		r := reqs[i]
+		version := r.Spec.sealVersion()
+		var aad []byte
+		if version == Version2 {
+			aad = append(v2.appendHeader(make([]byte, 0, v2.headerLen()+len(bindings[i]))), bindings[i]...)
+		}
+		out[i], scratch = sealEnvelope(aead, version, encKey, nonces[n*nonceSize:(n+1)*nonceSize], r.Plaintext, aad, scratch)
+	}
+	return nil
 }
 
 // sealingKey returns a data key for the group's values: from the encrypt
