@@ -107,31 +107,36 @@ func parseKeyCondition(expr string, names map[string]string, values map[string][
 func tokenize(s string) []string {
 	var toks []string
 	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
 			i++
-		case c == '(' || c == ')' || c == ',' || c == '=':
-			toks = append(toks, s[i:i+1])
-			i++
-		case c == '<' || c == '>':
-			if i+1 < len(s) && (s[i+1] == '=' || c == '<' && s[i+1] == '>') {
-				toks = append(toks, s[i:i+2])
-				i += 2
-			} else {
-				toks = append(toks, s[i:i+1])
-				i++
-			}
 		default:
-			j := i
-			for j < len(s) && !strings.ContainsRune(" \t\n\r(),=<>", rune(s[j])) {
-				j++
-			}
-			toks = append(toks, s[i:j])
-			i = j
+			n := tokenLen(s[i:])
+			toks = append(toks, s[i:i+n])
+			i += n
 		}
 	}
 	return toks
+}
+
+// tokenLen is the length of the token s starts with; s is not empty and
+// does not start with space.
+func tokenLen(s string) int {
+	switch c := s[0]; c {
+	case '(', ')', ',', '=':
+		return 1
+	case '<', '>':
+		if len(s) > 1 && (s[1] == '=' || c == '<' && s[1] == '>') {
+			return 2
+		}
+		return 1
+	}
+	// A name, a #name, a :value or a keyword runs to the next space or
+	// punctuation.
+	if n := strings.IndexAny(s, " \t\n\r(),=<>"); n >= 0 {
+		return n
+	}
+	return len(s)
 }
 
 type condParser struct {

@@ -187,74 +187,58 @@ func (t *Transport) getItem(body []byte) ([]byte, *apiError) {
 	return append(appendProjected(out, it, attrs), '}'), nil
 }
 
-func (t *Transport) query(body []byte) ([]byte, *apiError) {
-	var name, cond, proj, sel string
-	var names map[string]string
-	var values map[string][]byte
-	var start *item
-	var limit int64
-	forward := true
-	err := parse(body, func(r *reader, m string) *apiError {
-		switch m {
-		case "TableName":
-			name = r.str()
-		case "KeyConditionExpression":
-			cond = r.str()
-		case "ProjectionExpression":
-			proj = r.str()
-		case "ExpressionAttributeNames":
-			names = readNames(r)
-		case "ExpressionAttributeValues":
-			values = readValues(r)
-		case "ExclusiveStartKey":
-			start = readItem(r, false)
-		case "Limit":
-			if limit = r.integer(); limit < 1 {
-				return validation("Limit must be at least 1")
-			}
-		case "ScanIndexForward":
-			forward = r.boolean()
-		case "Select":
-			sel = r.str()
-		case "IndexName", "FilterExpression", "KeyConditions", "QueryFilter", "ConditionalOperator", "AttributesToGet":
-			return unsupported(r, m)
-		default: // ConsistentRead, ReturnConsumedCapacity
-			r.skip()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	switch sel {
-	case "", "ALL_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT":
-	default:
-		return nil, validation("fakedynamo: Select " + sel + " is not supported")
-	}
-	if cond == "" {
-		return nil, validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
-	}
-	usedNames, usedValues := map[string]bool{}, map[string]bool{}
-	attrs, err := projection(proj, names, usedNames)
-	if err != nil {
-		return nil, err
-	}
-	conds, err := parseKeyCondition(cond, names, values, usedNames, usedValues)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNamesUsed(names, usedNames); err != nil {
-		return nil, err
-	}
-	for k := range values {
-		if !usedValues[k] {
-			return nil, validation("Value provided in ExpressionAttributeValues unused in expressions: keys: {" + k + "}")
-		}
-	}
+// queryInput is a Query request as sent, before any of it is checked.
+type queryInput struct {
+	table, cond, proj, sel string
+	names                  map[string]string
+	values                 map[string][]byte
+	start                  *item
+	limit                  int64
+	forward                bool
+}
 
+func (q *queryInput) member(r *reader, m string) *apiError {
+	switch m {
+	case "TableName":
+		q.table = r.str()
+	case "KeyConditionExpression":
+		q.cond = r.str()
+	case "ProjectionExpression":
+		q.proj = r.str()
+	case "ExpressionAttributeNames":
+		q.names = readNames(r)
+	case "ExpressionAttributeValues":
+		q.values = readValues(r)
+	case "ExclusiveStartKey":
+		q.start = readItem(r, false)
+	case "Limit":
+		if q.limit = r.integer(); q.limit < 1 {
+			return validation("Limit must be at least 1")
+		}
+	case "ScanIndexForward":
+		q.forward = r.boolean()
+	case "Select":
+		q.sel = r.str()
+	case "IndexName", "FilterExpression", "KeyConditions", "QueryFilter", "ConditionalOperator", "AttributesToGet":
+		return unsupported(r, m)
+	default: // ConsistentRead, ReturnConsumedCapacity
+		r.skip()
+	}
+	return nil
+}
+
+func (t *Transport) query(body []byte) ([]byte, *apiError) {
+	q := queryInput{forward: true}
+	if err := parse(body, q.member); err != nil {
+		return nil, err
+	}
+	attrs, conds, err := q.expressions()
+	if err != nil {
+		return nil, err
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	tb, err := t.table(name)
+	tb, err := t.table(q.table)
 	if err != nil {
 		return nil, err
 	}
@@ -266,38 +250,102 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 	if p := tb.parts[hash.id]; p != nil {
 		items = p.items
 	}
-	// Candidates in order, after the start key.
+	i, step, err := tb.scanStart(items, hash, q.start, q.forward)
+	if err != nil {
+		return nil, err
+	}
+	got, size, last := readPage(items, i, step, rng, q.limit, t.pageBytes())
+	return tb.appendQueryReply(got, size, last, attrs, q.sel == "COUNT"), nil
+}
+
+// expressions checks the request's expressions and resolves its projection
+// and key condition. The checks run in a fixed order, which decides the
+// error a request with several faults gets, and none needs the table, so
+// they run before the lock is taken.
+func (q *queryInput) expressions() ([]string, []keyCond, *apiError) {
+	switch q.sel {
+	case "", "ALL_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT":
+	default:
+		return nil, nil, validation("fakedynamo: Select " + q.sel + " is not supported")
+	}
+	if q.cond == "" {
+		return nil, nil, validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+	}
+	usedNames, usedValues := map[string]bool{}, map[string]bool{}
+	attrs, err := projection(q.proj, q.names, usedNames)
+	if err != nil {
+		return nil, nil, err
+	}
+	conds, err := parseKeyCondition(q.cond, q.names, q.values, usedNames, usedValues)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkNamesUsed(q.names, usedNames); err != nil {
+		return nil, nil, err
+	}
+	if err := checkValuesUsed(q.values, usedValues); err != nil {
+		return nil, nil, err
+	}
+	return attrs, conds, nil
+}
+
+func checkValuesUsed(values map[string][]byte, used map[string]bool) *apiError {
+	for k := range values {
+		if !used[k] {
+			return validation("Value provided in ExpressionAttributeValues unused in expressions: keys: {" + k + "}")
+		}
+	}
+	return nil
+}
+
+// scanStart returns the index of the first item of a partition's items a
+// query may return, and the step to the next one. A start key resumes the
+// scan after its position, whether or not its item still exists, as the
+// item may have been deleted between pages.
+func (tb *table) scanStart(items []*item, hash keyVal, start *item, forward bool) (int, int, *apiError) {
 	i, step := 0, 1
 	if !forward {
 		i, step = len(items)-1, -1
 	}
-	if start != nil {
-		if err := tb.setKeys(start, true); err != nil {
-			return nil, validation("The provided starting key is invalid: " + err.msg)
+	if start == nil {
+		return i, step, nil
+	}
+	if err := tb.setKeys(start, true); err != nil {
+		return 0, 0, validation("The provided starting key is invalid: " + err.msg)
+	}
+	if start.hash.id != hash.id {
+		return 0, 0, validation("The provided starting key is invalid: The provided key element does not match the schema")
+	}
+	if len(tb.keys) == 1 {
+		// The partition holds one item at most, the start key's own, so
+		// nothing follows it in either direction.
+		if forward {
+			return len(items), step, nil
 		}
-		if start.hash.id != hash.id {
-			return nil, validation("The provided starting key is invalid: The provided key element does not match the schema")
-		}
-		if len(tb.keys) == 1 {
-			i = len(items) // no item follows the only one
-			if !forward {
-				i = -1
-			}
-		} else {
-			for ; i >= 0 && i < len(items); i += step {
-				if c := compareKey(items[i].rng, start.rng); c*step > 0 {
-					break
-				}
-			}
+		return -1, step, nil
+	}
+	for ; i >= 0 && i < len(items); i += step {
+		if compareKey(items[i].rng, start.rng)*step > 0 {
+			break
 		}
 	}
-	pageBytes := t.PageBytes
-	if pageBytes <= 0 {
-		pageBytes = 1 << 20
+	return i, step, nil
+}
+
+// pageBytes is the size at which a Query response stops.
+func (t *Transport) pageBytes() int {
+	if t.PageBytes <= 0 {
+		return 1 << 20 // DynamoDB's page size
 	}
-	var got []*item
-	size := 0
-	var last *item
+	return t.PageBytes
+}
+
+// readPage reads the items of a Query response: from index i on, in steps
+// of step, the items that match rng, until limit items (if limit > 0) or
+// pageBytes bytes have been read. size is the items' JSON bytes; last, if
+// set, is the item to report as LastEvaluatedKey. got is a result of its
+// own, not part of a struct, so the compiler can start it on the stack.
+func readPage(items []*item, i, step int, rng *rangeCond, limit int64, pageBytes int) (got []*item, size int, last *item) {
 	for ; i >= 0 && i < len(items); i += step {
 		it := items[i]
 		if rng != nil && !rng.match(it.rng) {
@@ -306,20 +354,30 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 		got = append(got, it)
 		size += len(it.raw)
 		if limit > 0 && int64(len(got)) == limit {
+			// DynamoDB reports a page cut by Limit as unfinished even when
+			// no item follows, so the client asks once more.
 			last = it
 			break
 		}
 		if size >= pageBytes {
+			// A page cut by size is unfinished only if an item follows,
+			// though that item may fail rng.
 			if more := i + step; more >= 0 && more < len(items) {
 				last = it
 			}
 			break
 		}
 	}
+	return got, size, last
+}
+
+// appendQueryReply returns the Query response for readPage's results;
+// count (Select COUNT) leaves the items out of it.
+func (tb *table) appendQueryReply(got []*item, size int, last *item, attrs []string, count bool) []byte {
 	n := len(got)
-	out := make([]byte, 0, size+len(got)+256)
+	out := make([]byte, 0, size+n+256)
 	out = append(out, `{"Items":[`...)
-	if sel != "COUNT" {
+	if !count {
 		for j, it := range got {
 			if j > 0 {
 				out = append(out, ',')
@@ -335,10 +393,11 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 		out = append(out, ",\"LastEvaluatedKey\":"...)
 		out = tb.appendKey(out, last)
 	}
-	return append(out, '}'), nil
+	return append(out, '}')
 }
 
-// batchErr keeps the first error found inside nested readers.
+// batchErr keeps the first error found inside nested readers, whose
+// callbacks cannot return one.
 type batchErr struct{ err *apiError }
 
 func (b *batchErr) set(err *apiError) {
@@ -347,12 +406,49 @@ func (b *batchErr) set(err *apiError) {
 	}
 }
 
-func (t *Transport) batchWriteItem(body []byte) ([]byte, *apiError) {
-	type write struct {
-		table    string
-		put, del *item
+// checkBatchSize refuses an empty batch or one of more than most items.
+func checkBatchSize(n, most int, op string) *apiError {
+	switch {
+	case n == 0:
+		return validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	case n > most:
+		return validation("Too many items requested for the " + op + " call")
 	}
-	var writes []write
+	return nil
+}
+
+// batchWrite is one write of a BatchWriteItem; put or del is set.
+type batchWrite struct {
+	table    string
+	put, del *item
+}
+
+func (t *Transport) batchWriteItem(body []byte) ([]byte, *apiError) {
+	writes, err := readBatchWrites(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBatchSize(len(writes), 25, "BatchWriteItem"); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tbs, err := t.checkBatchWrites(writes)
+	if err != nil {
+		return nil, err
+	}
+	for i, w := range writes {
+		if w.put != nil {
+			tbs[i].put(w.put)
+		} else {
+			tbs[i].delete(w.del)
+		}
+	}
+	return []byte(`{"UnprocessedItems":{}}`), nil
+}
+
+func readBatchWrites(body []byte) ([]batchWrite, *apiError) {
+	var writes []batchWrite
 	var be batchErr
 	err := parse(body, func(r *reader, m string) *apiError {
 		if m != "RequestItems" {
@@ -360,55 +456,55 @@ func (t *Transport) batchWriteItem(body []byte) ([]byte, *apiError) {
 			return nil
 		}
 		r.object(func(table string) {
-			r.array(func() {
-				w := write{table: table}
-				n := 0
-				r.object(func(kind string) {
-					n++
-					switch kind {
-					case "PutRequest":
-						r.object(func(f string) {
-							if f == "Item" {
-								w.put = readItem(r, true)
-							} else {
-								r.skip()
-							}
-						})
-					case "DeleteRequest":
-						r.object(func(f string) {
-							if f == "Key" {
-								w.del = readItem(r, false)
-							} else {
-								r.skip()
-							}
-						})
-					default:
-						r.skip()
-						be.set(validation("fakedynamo: unknown write request " + kind))
-					}
-				})
-				if n != 1 || w.put == nil && w.del == nil {
-					be.set(validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"))
-				}
-				writes = append(writes, w)
-			})
+			r.array(func() { writes = append(writes, readBatchWrite(r, table, &be)) })
 		})
 		return nil
 	})
 	if err == nil {
 		err = be.err
 	}
-	if err != nil {
-		return nil, err
+	return writes, err
+}
+
+// readBatchWrite reads one WriteRequest of table's list. It keeps reading
+// after a fault, leaving the error in be, so that a malformed body is still
+// reported as such.
+func readBatchWrite(r *reader, table string, be *batchErr) batchWrite {
+	w := batchWrite{table: table}
+	n := 0
+	r.object(func(kind string) {
+		n++
+		switch kind {
+		case "PutRequest":
+			readRequestItem(r, "Item", true, &w.put)
+		case "DeleteRequest":
+			readRequestItem(r, "Key", false, &w.del)
+		default:
+			r.skip()
+			be.set(validation("fakedynamo: unknown write request " + kind))
+		}
+	})
+	if n != 1 || w.put == nil && w.del == nil {
+		be.set(validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"))
 	}
-	switch {
-	case len(writes) == 0:
-		return nil, validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1")
-	case len(writes) > 25:
-		return nil, validation("Too many items requested for the BatchWriteItem call")
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	return w
+}
+
+// readRequestItem reads a PutRequest or DeleteRequest object, setting *dst
+// from its member want if it has one.
+func readRequestItem(r *reader, want string, keep bool, dst **item) {
+	r.object(func(f string) {
+		if f == want {
+			*dst = readItem(r, keep)
+		} else {
+			r.skip()
+		}
+	})
+}
+
+// checkBatchWrites checks every write of a batch, and returns the table of
+// each, before any is applied: a batch with a bad write changes nothing.
+func (t *Transport) checkBatchWrites(writes []batchWrite) ([]*table, *apiError) {
 	seen := map[string]bool{}
 	tbs := make([]*table, len(writes))
 	for i, w := range writes {
@@ -430,53 +526,19 @@ func (t *Transport) batchWriteItem(body []byte) ([]byte, *apiError) {
 		}
 		seen[id] = true
 	}
-	for i, w := range writes {
-		if w.put != nil {
-			tbs[i].put(w.put)
-		} else {
-			tbs[i].delete(w.del)
-		}
-	}
-	return []byte(`{"UnprocessedItems":{}}`), nil
+	return tbs, nil
+}
+
+// batchGet is one table's part of a BatchGetItem.
+type batchGet struct {
+	table string
+	keys  []*item
+	proj  string
+	names map[string]string
 }
 
 func (t *Transport) batchGetItem(body []byte) ([]byte, *apiError) {
-	type request struct {
-		table string
-		keys  []*item
-		proj  string
-		names map[string]string
-	}
-	var reqs []*request
-	var be batchErr
-	err := parse(body, func(r *reader, m string) *apiError {
-		if m != "RequestItems" {
-			r.skip() // ReturnConsumedCapacity
-			return nil
-		}
-		r.object(func(table string) {
-			q := &request{table: table}
-			r.object(func(f string) {
-				switch f {
-				case "Keys":
-					r.array(func() { q.keys = append(q.keys, readItem(r, false)) })
-				case "ProjectionExpression":
-					q.proj = r.str()
-				case "ExpressionAttributeNames":
-					q.names = readNames(r)
-				case "AttributesToGet":
-					be.set(unsupported(r, f))
-				default: // ConsistentRead
-					r.skip()
-				}
-			})
-			reqs = append(reqs, q)
-		})
-		return nil
-	})
-	if err == nil {
-		err = be.err
-	}
+	reqs, err := readBatchGets(body)
 	if err != nil {
 		return nil, err
 	}
@@ -484,54 +546,106 @@ func (t *Transport) batchGetItem(body []byte) ([]byte, *apiError) {
 	for _, q := range reqs {
 		total += len(q.keys)
 	}
-	switch {
-	case total == 0:
-		return nil, validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1")
-	case total > 100:
-		return nil, validation("Too many items requested for the BatchGetItem call")
+	if err := checkBatchSize(total, 100, "BatchGetItem"); err != nil {
+		return nil, err
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := []byte(`{"Responses":{`)
 	for qi, q := range reqs {
-		tb, err := t.table(q.table)
-		if err != nil {
-			return nil, err
-		}
-		used := map[string]bool{}
-		attrs, err := projection(q.proj, q.names, used)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkNamesUsed(q.names, used); err != nil {
-			return nil, err
-		}
 		if qi > 0 {
 			out = append(out, ',')
 		}
-		out = append(appendJSONString(out, q.table), ":["...)
-		seen := map[string]bool{}
-		n := 0
-		for _, k := range q.keys {
-			if err := tb.setKeys(k, true); err != nil {
-				return nil, err
-			}
-			id := tb.id(k)
-			if seen[id] {
-				return nil, validation("Provided list of item keys contains duplicates")
-			}
-			seen[id] = true
-			if it := tb.get(k); it != nil {
-				if n > 0 {
-					out = append(out, ',')
-				}
-				out = appendProjected(out, it, attrs)
-				n++
-			}
+		if out, err = t.appendBatchGet(out, q); err != nil {
+			return nil, err
 		}
-		out = append(out, ']')
 	}
 	return append(out, `},"UnprocessedKeys":{}}`...), nil
+}
+
+func readBatchGets(body []byte) ([]*batchGet, *apiError) {
+	var reqs []*batchGet
+	var be batchErr
+	err := parse(body, func(r *reader, m string) *apiError {
+		if m != "RequestItems" {
+			r.skip() // ReturnConsumedCapacity
+			return nil
+		}
+		r.object(func(table string) { reqs = append(reqs, readBatchGet(r, table, &be)) })
+		return nil
+	})
+	if err == nil {
+		err = be.err
+	}
+	return reqs, err
+}
+
+// readBatchGet reads the KeysAndAttributes of table. It keeps reading after
+// a fault, leaving the error in be, so that a malformed body is still
+// reported as such.
+func readBatchGet(r *reader, table string, be *batchErr) *batchGet {
+	q := &batchGet{table: table}
+	r.object(func(f string) {
+		switch f {
+		case "Keys":
+			r.array(func() { q.keys = append(q.keys, readItem(r, false)) })
+		case "ProjectionExpression":
+			q.proj = r.str()
+		case "ExpressionAttributeNames":
+			q.names = readNames(r)
+		case "AttributesToGet":
+			be.set(unsupported(r, f))
+		default: // ConsistentRead
+			r.skip()
+		}
+	})
+	return q
+}
+
+// appendBatchGet appends the response member of q's table.
+func (t *Transport) appendBatchGet(out []byte, q *batchGet) ([]byte, *apiError) {
+	tb, err := t.table(q.table)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	attrs, err := projection(q.proj, q.names, used)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNamesUsed(q.names, used); err != nil {
+		return nil, err
+	}
+	out = append(appendJSONString(out, q.table), ":["...)
+	if out, err = tb.appendFound(out, q.keys, attrs); err != nil {
+		return nil, err
+	}
+	return append(out, ']'), nil
+}
+
+// appendFound appends the items of keys, leaving out the keys that have
+// none, as BatchGetItem does.
+func (tb *table) appendFound(out []byte, keys []*item, attrs []string) ([]byte, *apiError) {
+	seen := map[string]bool{}
+	n := 0
+	for _, k := range keys {
+		if err := tb.setKeys(k, true); err != nil {
+			return nil, err
+		}
+		id := tb.id(k)
+		if seen[id] {
+			return nil, validation("Provided list of item keys contains duplicates")
+		}
+		seen[id] = true
+		if it := tb.get(k); it != nil {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendProjected(out, it, attrs)
+			n++
+		}
+	}
+	return out, nil
 }
 
 func (t *Transport) createTable(body []byte) ([]byte, *apiError) {
