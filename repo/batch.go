@@ -120,7 +120,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	ids := make([]string, len(items))
 	seen := make(map[string]int, len(items))
 	// Runs on each item's attributes before anything is sealed.
-	check := func(i int, m attrMap, size int, pending func() map[string]int) error {
+	check := func(i int, m attrMap, size int, pending func(int) map[string]int) error {
 		id, err := r.keyID(m)
 		if err != nil {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, r.keyOf(items[i]), err)
@@ -129,7 +129,10 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 			return fmt.Errorf("repo %s: BatchPut: key %s appears at %d and %d: %w", r.table, r.keyOf(items[i]), j, i, ErrDuplicateKey)
 		}
 		seen[id], ids[i] = i, id
-		return r.checkItemSize("BatchPut", func() Key { return r.keyOf(items[i]) }, m, size, pending)
+		if size > maxItemBytes {
+			return r.tooLarge("BatchPut", r.keyOf(items[i]), m, size, pending(i))
+		}
+		return nil
 	}
 	ms, sizes, err := r.marshalItems(ctx, "BatchPut", items, check)
 	if err != nil {
@@ -137,8 +140,8 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	}
 	reqs := make([]types.WriteRequest, len(ms))
 	for i, m := range ms {
-		if err := r.checkItemSize("BatchPut", func() Key { return r.keyOf(items[i]) }, m, sizes[i], nil); err != nil {
-			return err
+		if sizes[i] > maxItemBytes {
+			return r.tooLarge("BatchPut", r.keyOf(items[i]), m, sizes[i], nil)
 		}
 		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
 	}

@@ -36,15 +36,18 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 		return err
 	}
 	k := r.keyOf(item)
-	fits := func(_ int, m attrMap, size int, pending func() map[string]int) error {
-		return r.checkItemSize("put", func() Key { return k }, m, size, pending)
+	fits := func(_ int, m attrMap, size int, pending func(int) map[string]int) error {
+		if size > maxItemBytes {
+			return r.tooLarge("put", k, m, size, pending(0))
+		}
+		return nil
 	}
 	ms, sizes, err := r.marshalItems(ctx, "put", []T{item}, fits)
 	if err != nil {
 		return err
 	}
-	if err := r.checkItemSize("put", func() Key { return k }, ms[0], sizes[0], nil); err != nil {
-		return err
+	if sizes[0] > maxItemBytes {
+		return r.tooLarge("put", k, ms[0], sizes[0], nil)
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o)}
 	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
@@ -54,25 +57,18 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	return nil
 }
 
-// checkItemSize refuses an item of size bytes that DynamoDB would refuse,
+// tooLarge is the error of an item of size bytes, over DynamoDB's limit,
 // naming its largest attribute: sealing makes a value about a third larger
-// than its plaintext, which is easy to overlook. pending adds to each
+// than its plaintext, which is easy to overlook. more adds to each
 // attribute the least its values still to be sealed will take.
-func (r *Repo[T]) checkItemSize(op string, key func() Key, m attrMap, size int, pending func() map[string]int) error {
-	if size <= maxItemBytes {
-		return nil
-	}
-	var more map[string]int
-	if pending != nil {
-		more = pending()
-	}
+func (r *Repo[T]) tooLarge(op string, k Key, m attrMap, size int, more map[string]int) error {
 	largest, largestSize := "", 0
 	for name, v := range m {
 		if n := len(name) + itemsize.Value(v) + more[name]; n > largestSize {
 			largest, largestSize = name, n
 		}
 	}
-	return fmt.Errorf("repo %s: %s %s: item is at least %d bytes, largest attribute %q is at least %d bytes: %w", r.table, op, key(), size, largest, largestSize, ErrItemTooLarge)
+	return fmt.Errorf("repo %s: %s %s: item is at least %d bytes, largest attribute %q is at least %d bytes: %w", r.table, op, k, size, largest, largestSize, ErrItemTooLarge)
 }
 
 // Get reads the item with key k and opens its encrypted fields. A missing

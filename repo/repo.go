@@ -166,12 +166,13 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 // are the items' sizes as DynamoDB counts them. check sees each item's
 // attributes, with the least its values still to be sealed add to each,
 // before anything is sealed, so a write that cannot happen costs no KMS call.
-func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending func() map[string]int) error) ([]attrMap, []int, error) {
+func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending func(i int) map[string]int) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
 	s := sealing{p: r.plan}
 	out := make([]attrMap, len(items))
 	sizes := make([]int, len(items))
+	pending := s.pendingSizes
 	for i := range copies {
 		v := reflect.ValueOf(&copies[i]).Elem()
 		if err := s.add(i, v, r.root); err != nil {
@@ -185,7 +186,6 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 		}
 		out[i], sizes[i] = m, itemsize.Of(m)
 		if check != nil {
-			pending := func() map[string]int { return s.pendingSizes(i) }
 			if err := check(i, m, sizes[i]+s.pendingSize(i), pending); err != nil {
 				s.wipe()
 				return nil, nil, err
