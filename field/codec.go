@@ -2,6 +2,7 @@ package field
 
 import (
 	"bytes"
+	"cmp"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -240,7 +241,7 @@ func checkTimeOffsetsInside(v reflect.Value) error {
 		}
 	case reflect.Map:
 		for key, elem := range v.Seq2() {
-			if err := cmpOr(checkTimeOffsets(key), checkTimeOffsets(elem)); err != nil {
+			if err := cmp.Or(checkTimeOffsets(key), checkTimeOffsets(elem)); err != nil {
 				return err
 			}
 		}
@@ -264,16 +265,6 @@ func checkTimeOffset(v reflect.Value) error {
 	}
 	if _, offset := v.Interface().(time.Time).Zone(); offset%60 != 0 {
 		return errors.New("it holds a time.Time whose zone offset has seconds, which RFC 3339 (time.Time's JSON form) cannot carry; convert it with UTC() first")
-	}
-	return nil
-}
-
-// cmpOr returns the first error that is not nil.
-func cmpOr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
 	}
 	return nil
 }

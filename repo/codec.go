@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -512,7 +513,7 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		key, keyErr := f.primaryKey()
 		req.ItemContext, req.Binding = itemCtx, enc.Binding{Attribute: fd.bound, Key: key}
 		o.reqs, o.cells, o.items = append(o.reqs, req), append(o.cells, fd.cell), append(o.items, i)
-		o.facts = append(o.facts, cmpOr(ctxErr, keyErr))
+		o.facts = append(o.facts, cmp.Or(ctxErr, keyErr))
 		return nil
 	}}
 	_ = w.walkStruct(v, root, "", "") // visit never fails
@@ -562,16 +563,6 @@ func (o *opening) open(ctx context.Context, by valueOpener) {
 			}
 		}
 	}
-}
-
-// cmpOr returns the first error that is not nil.
-func cmpOr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // valueOpener opens sealed values: an *enc.Encryptor for one call, an
