@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -346,11 +347,13 @@ func openAll(plain [][]byte, errs []error) ([][]byte, error) {
 // decrypts there, when memo is not nil. With whole set, a request that fails
 // its checks fails the call before any KMS call.
 func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache, whole bool) ([][]byte, []error) {
-	envs := make([]envelope, len(reqs))
-	aads := make([][]byte, len(reqs))
+	scratch := openScratches.Get().(*openScratch)
+	defer scratch.release()
+	envs := scratch.envelopes(len(reqs))
+	aads := scratch.additional(len(reqs))
 	errs := make([]error, len(reqs))
 	var groups grouper
-	var scratch []byte
+	var id []byte
 	// All values decode into one buffer and open in place there: the
 	// plaintexts alias it, each capped to its own part.
 	arena := make([]byte, 0, decodedSize(reqs))
@@ -367,8 +370,8 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 			continue
 		}
 		envs[i], aads[i] = env, aad
-		scratch = appendLengthPrefixed(ref.appendID(scratch[:0]), env.encryptedKey)
-		groups.add(scratch, ref, i)
+		id = appendLengthPrefixed(ref.appendID(id[:0]), env.encryptedKey)
+		groups.add(id, ref, i)
 	}
 	out := make([][]byte, len(reqs))
 	_ = e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
@@ -394,6 +397,32 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 		return nil // each request keeps its own error
 	})
 	return out, errs
+}
+
+// openScratch holds the slices an open call uses only inside itself, kept
+// between calls: for a large read they are a good part of what it allocates.
+type openScratch struct {
+	envs []envelope
+	aads [][]byte
+}
+
+var openScratches = sync.Pool{New: func() any { return new(openScratch) }}
+
+func (s *openScratch) envelopes(n int) []envelope {
+	s.envs = slices.Grow(s.envs[:0], n)[:n]
+	return s.envs
+}
+
+func (s *openScratch) additional(n int) [][]byte {
+	s.aads = slices.Grow(s.aads[:0], n)[:n]
+	return s.aads
+}
+
+// release drops the references to this call's values and keeps the slices.
+func (s *openScratch) release() {
+	clear(s.envs)
+	clear(s.aads)
+	openScratches.Put(s)
 }
 
 // prepare checks a request before any KMS call and returns its envelope, the

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -117,14 +119,26 @@ func (w *walker) walk(v reflect.Value, n *node, path, bound string) error {
 		}
 	}
 	bound += "[]" // once for all elements
-	var buf []byte
+	paths, ends := elementPaths(path, v.Len())
 	for i := range v.Len() {
-		buf = append(strconv.AppendInt(append(append(buf[:0], path...), '['), int64(i), 10), ']')
-		if err := w.walk(v.Index(i), n.elem, string(buf), bound); err != nil {
+		if err := w.walk(v.Index(i), n.elem, paths[ends[i]:ends[i+1]], bound); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// elementPaths writes the paths of n list elements ("cards[0]",
+// "cards[1]", ...) into one string, element i between ends[i] and
+// ends[i+1]: one allocation per list instead of one per element.
+func elementPaths(path string, n int) (string, []int) {
+	var b []byte
+	ends := make([]int, 1, n+1)
+	for i := range n {
+		b = append(strconv.AppendInt(append(append(b, path...), '['), int64(i), 10), ']')
+		ends = append(ends, len(b))
+	}
+	return string(b), ends
 }
 
 // walkMap visits map elements, which are not addressable: each is copied,
@@ -289,6 +303,29 @@ type sealing struct {
 	slots []slot                        // in item order
 	first []int                         // the first slot of each item added
 	avs   []types.AttributeValueMemberS // reserved in blocks, not one by one
+	reqs  []enc.SealRequest             // scratch of seal
+	at    []*slot                       // scratch of seal
+}
+
+// sealings keeps the scratch slices of finished writes for the next ones:
+// a large write's slices are a good part of what it allocates.
+var sealings = sync.Pool{New: func() any { return new(sealing) }}
+
+func newSealing(p *plan) *sealing {
+	s := sealings.Get().(*sealing)
+	s.p = p
+	return s
+}
+
+// release wipes what the write collected and keeps the slices for reuse.
+// The attribute values handed out stay with their items.
+func (s *sealing) release() {
+	s.wipe()
+	clear(s.slots)
+	clear(s.reqs)
+	clear(s.at)
+	*s = sealing{slots: s.slots[:0], first: s.first[:0], reqs: s.reqs[:0], at: s.at[:0]}
+	sealings.Put(s)
 }
 
 // reserve returns a fresh attribute value for a reserved slot.
@@ -389,8 +426,7 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 	for i := range all {
 		all[i] = facts{p: s.p, item: items[i], absent: absent}
 	}
-	reqs := make([]enc.SealRequest, 0, len(s.slots))
-	at := make([]*slot, 0, len(s.slots))
+	reqs, at := s.reqs[:0], s.at[:0]
 	for i := range s.slots {
 		sl := &s.slots[i]
 		f := &all[sl.item]
@@ -405,6 +441,7 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 	if len(reqs) == 0 {
 		return nil
 	}
+	s.reqs, s.at = reqs, at
 	stored, err := e.Seal(ctx, reqs)
 	if err != nil {
 		return err
@@ -519,12 +556,28 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 	_ = w.walkStruct(v, root, "", "") // visit never fails
 }
 
-// grow makes room for n values.
-func (o *opening) grow(n int) {
-	o.reqs = make([]enc.OpenRequest, 0, n)
-	o.cells = make([]cell.Cell, 0, n)
-	o.items = make([]int, 0, n)
-	o.facts = make([]error, 0, n)
+// openings keeps the scratch slices of finished reads for the next ones.
+var openings = sync.Pool{New: func() any { return new(opening) }}
+
+// newOpening returns an opening for items read items.
+func newOpening(p *plan, items int, lenient bool) *opening {
+	o := openings.Get().(*opening)
+	o.p, o.lenient = p, lenient
+	o.failed = slices.Grow(o.failed[:0], items)[:items]
+	n := items * p.cellsPerItem
+	o.reqs, o.cells, o.items, o.facts = slices.Grow(o.reqs, n), slices.Grow(o.cells, n), slices.Grow(o.items, n), slices.Grow(o.facts, n)
+	return o
+}
+
+// release drops what the read collected and keeps the slices for reuse.
+func (o *opening) release() {
+	clear(o.reqs)
+	clear(o.cells)
+	clear(o.failed)
+	clear(o.facts)
+	clear(o.later)
+	*o = opening{reqs: o.reqs[:0], cells: o.cells[:0], items: o.items[:0], failed: o.failed[:0], facts: o.facts[:0], later: o.later[:0]}
+	openings.Put(o)
 }
 
 func (o *opening) fail(i int, err error) {

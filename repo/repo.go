@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -169,7 +170,8 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending func(i int) map[string]int) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
-	s := sealing{p: r.plan}
+	s := newSealing(r.plan)
+	defer s.release()
 	out := make([]attrMap, len(items))
 	sizes := make([]int, len(items))
 	pending := s.pendingSizes
@@ -227,8 +229,8 @@ func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeVal
 // their items are returned (see opening.lenient).
 func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, raw []attrMap, lenient bool) ([]T, []error) {
 	items := make([]T, len(raw))
-	o := opening{p: r.plan, failed: make([]error, len(raw)), lenient: lenient}
-	o.grow(len(raw) * r.plan.cellsPerItem)
+	o := newOpening(r.plan, len(raw), lenient)
+	defer o.release()
 	dec := attributevalue.NewDecoder()
 	for i, m := range raw {
 		if err := dec.Decode(&types.AttributeValueMemberM{Value: m}, &items[i]); err != nil {
@@ -244,7 +246,7 @@ func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, raw 
 			items[i], o.failed[i] = zero, r.itemFailed(op, r.keyOfRaw(raw[i]), err)
 		}
 	}
-	return items, o.failed
+	return items, slices.Clone(o.failed)
 }
 
 // keyOf returns the primary key of item, for messages.

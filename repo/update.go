@@ -216,11 +216,12 @@ type updateStep struct {
 // marshalled in an item, and seals the encrypted values among them with
 // the context the update itself Sets.
 func (r *Repo[T]) updateValues(ctx context.Context, km attrMap, steps []updateStep) error {
-	s := sealing{p: r.plan}
+	s := newSealing(r.plan)
+	defer s.release()
 	given := maps.Clone(km)
 	for i := range steps {
 		st := &steps[i]
-		if err := r.updateValue(&s, st); err != nil {
+		if err := r.updateValue(s, st); err != nil {
 			s.wipe()
 			return err
 		}
