@@ -114,3 +114,14 @@ func ExampleRepo_ScanPage() {
 		}
 	}
 }
+
+// QueryCount counts without reading the items: no KMS call, whatever they hold.
+func ExampleRepo_QueryCount() {
+	ctx := context.Background()
+	open := repo.Filter(expression.Name("status").Equal(expression.Value("open")))
+	n, err := purchases.QueryCount(ctx, expression.Key("customer").Equal(expression.Value("C#1")), open)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "open purchases")
+}
