@@ -1,6 +1,7 @@
 package enc
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -374,7 +375,7 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 		groups.add(id, ref, i)
 	}
 	out := make([][]byte, len(reqs))
-	_ = e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
+	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
 		g := groups.order[gi]
 		plainKey, err := e.openingKey(ctx, g, envs[g.reqs[0]].encryptedKey, memo)
 		var aead cipher.AEAD
@@ -396,8 +397,21 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 		}
 		return nil // each request keeps its own error
 	})
+	// Groups forEach did not start, because the context ended, have
+	// neither a plaintext nor an error yet: they failed with the context.
+	for _, g := range groups.order {
+		for _, i := range g.reqs {
+			if out[i] == nil && errs[i] == nil {
+				errs[i] = reqs[i].Fail(cmp.Or(err, ctx.Err(), errNotOpened))
+			}
+		}
+	}
 	return out, errs
 }
+
+// errNotOpened is the error of a value whose group did not run, when the
+// context says nothing; it would be a bug in forEach.
+var errNotOpened = errors.New("dynoseal: value was not opened")
 
 // openScratch holds the slices an open call uses only inside itself, kept
 // between calls: for a large read they are a good part of what it allocates.

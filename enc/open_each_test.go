@@ -82,3 +82,24 @@ func TestBoundTo(t *testing.T) {
 		t.Error("equal places differ")
 	}
 }
+
+// A context that has ended fails every value not opened yet; none comes
+// back as an empty plaintext without an error.
+func TestOpenEachAfterTheContextEnded(t *testing.T) {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	a, _ := e.SealOne(ctx, enc.SealRequest{Spec: enc.Spec{KeyID: "a"}, Plaintext: []byte("x")})
+	b, _ := e.SealOne(ctx, enc.SealRequest{Spec: enc.Spec{KeyID: "b"}, Plaintext: []byte("y")})
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	reqs := []enc.OpenRequest{{Spec: enc.Spec{KeyID: "a"}, Stored: a}, {Spec: enc.Spec{KeyID: "b"}, Stored: b}}
+	plain, errs := e.OpenEach(done, reqs)
+	for i := range reqs {
+		if plain[i] != nil || !errors.Is(errs[i], context.Canceled) {
+			t.Errorf("value %d: %q, %v", i, plain[i], errs[i])
+		}
+	}
+	if _, err := e.Open(done, reqs); !errors.Is(err, context.Canceled) {
+		t.Errorf("Open = %v", err)
+	}
+}

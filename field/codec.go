@@ -292,7 +292,8 @@ func encodePlain[T any](p *T) ([]byte, error) {
 	case plainString:
 		return []byte(*(*string)(unsafe.Pointer(p))), nil
 	case plainBytes:
-		return bytes.Clone(*(*[]byte)(unsafe.Pointer(p))), nil
+		// Never nil, also for a nil T: nil is no value to seal.
+		return append([]byte{}, *(*[]byte)(unsafe.Pointer(p))...), nil
 	}
 	rv := reflect.ValueOf(p).Elem()
 	if err := checkPlainType(t); err != nil {

@@ -344,7 +344,10 @@ type slot struct {
 	item  int
 	found found
 	av    *types.AttributeValueMemberS
-	plain []byte // to seal; nil for a loaded value that may go back as stored
+	plain []byte // to seal
+	// loaded marks a value that was loaded, not set: it may go back as
+	// stored, and plain is only had when it must be sealed again.
+	loaded bool
 	// stored and origin belong to a loaded value tied to its item: it goes
 	// back as stored only to the place it came from.
 	stored, origin string
@@ -360,7 +363,7 @@ func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
 		if err != nil {
 			return fmt.Errorf("attribute %s: %w", fd.path, err)
 		}
-		sl := slot{item: i, found: fd, plain: plain}
+		sl := slot{item: i, found: fd, plain: plain, loaded: !ok}
 		if !ok {
 			// A loaded value goes back as stored, unless it is tied to
 			// its item or context, which may have changed.
@@ -457,7 +460,7 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 func (sl *slot) request(f *facts) (req enc.SealRequest, ok bool, err error) {
 	fd := sl.found
 	req = enc.SealRequest{Spec: *fd.spec, Attribute: fd.path}
-	if sl.plain == nil {
+	if sl.loaded && sl.plain == nil {
 		if f.boundTo(sl.stored, fd) == sl.origin {
 			sl.av.Value = sl.stored
 			return req, false, nil

@@ -107,32 +107,39 @@ func parsePath(path string) []pathStep {
 // path leaves the static types (an interface, an unknown name, an index into
 // something that is not a list). A path into an encrypted value stops at it.
 func (p *plan) typeAt(steps []pathStep) reflect.Type {
+	t, _ := p.walkPath(steps)
+	return t
+}
+
+// walkPath is typeAt that also returns the first member name a struct on
+// the path does not have (names are matched exactly, as DynamoDB does).
+func (p *plan) walkPath(steps []pathStep) (reflect.Type, string) {
 	t := p.typ
 	for _, s := range steps {
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
 		if p.cells[t] {
-			return t
+			return t, ""
 		}
 		switch {
 		case s.index && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 			t = t.Elem()
 		case s.index:
-			return nil
+			return nil, ""
 		case t.Kind() == reflect.Struct:
 			f, ok := p.fieldAt(t, s.name)
 			if !ok {
-				return nil
+				return nil, s.name
 			}
 			t = f.typ
 		case t.Kind() == reflect.Map:
 			t = t.Elem()
 		default:
-			return nil
+			return nil, ""
 		}
 	}
-	return t
+	return t, ""
 }
 
 // withProjection adds to b the projection of a read that asks for attrs, or

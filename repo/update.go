@@ -411,7 +411,13 @@ func (r *Repo[T]) checkAction(a updateAction, prev []updateStep) (updateStep, er
 	}
 	leaf := f.typ
 	if nested {
-		leaf = p.typeAt(parsePath(a.path))
+		var missing string
+		// attributevalue matches member names without regard to case on
+		// read, so a path that misses a struct's name by case alone would
+		// write beside an encrypted member and be read back as it.
+		if leaf, missing = p.walkPath(parsePath(a.path)); missing != "" {
+			return updateStep{}, r.invalidUpdate("%s %q: %q is not an attribute of the document at that path (names match exactly)", a.kind, a.path, missing)
+		}
 	}
 	if a.kind != updateRemove && leaf != nil && p.holds[leaf] {
 		switch {
