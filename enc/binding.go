@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dynoseal/dynoseal/internal/number"
@@ -145,11 +146,14 @@ func BoundTo(stored string, b Binding, itemContext map[string]string) string {
 		s.WriteString("2\x00")
 		s.WriteString(canon)
 	}
+	// Length-prefixed, so that no two contexts give the same string.
 	for _, k := range slices.Sorted(maps.Keys(itemContext)) {
-		s.WriteString("\x00")
-		s.WriteString(k)
-		s.WriteString("=")
-		s.WriteString(itemContext[k])
+		for _, part := range []string{k, itemContext[k]} {
+			s.WriteString("\x00")
+			s.WriteString(strconv.Itoa(len(part)))
+			s.WriteString(":")
+			s.WriteString(part)
+		}
 	}
 	return s.String()
 }

@@ -103,3 +103,13 @@ func TestOpenEachAfterTheContextEnded(t *testing.T) {
 		t.Errorf("Open = %v", err)
 	}
 }
+
+func TestBoundToKeepsContextsApart(t *testing.T) {
+	e := enc.New(enctest.New())
+	v1, _ := e.SealOne(context.Background(), enc.SealRequest{Spec: enc.Spec{KeyID: "k"}, Plaintext: []byte("x")})
+	a := enc.BoundTo(v1, enc.Binding{}, map[string]string{"a": "1\x00b=2"})
+	b := enc.BoundTo(v1, enc.Binding{}, map[string]string{"a": "1", "b": "2"})
+	if a == b {
+		t.Fatalf("two contexts give %q", a)
+	}
+}
