@@ -120,7 +120,7 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 	ids := make([]string, len(items))
 	seen := make(map[string]int, len(items))
 	// Runs on each item's attributes before anything is sealed.
-	check := func(i int, m attrMap, size int, pending func(int) map[string]int) error {
+	unique := func(i int, m attrMap) error {
 		id, err := r.keyID(m)
 		if err != nil {
 			return fmt.Errorf("repo %s: BatchPut: item %d %s: %w", r.table, i, r.keyOf(items[i]), err)
@@ -129,20 +129,14 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 			return fmt.Errorf("repo %s: BatchPut: key %s appears at %d and %d: %w", r.table, r.keyOf(items[i]), j, i, ErrDuplicateKey)
 		}
 		seen[id], ids[i] = i, id
-		if size > maxItemBytes {
-			return r.tooLarge("BatchPut", r.keyOf(items[i]), m, size, pending(i))
-		}
 		return nil
 	}
-	ms, sizes, err := r.marshalItems(ctx, "BatchPut", items, check)
+	ms, sizes, err := r.marshalItems(ctx, "BatchPut", items, unique)
 	if err != nil {
 		return err
 	}
 	reqs := make([]types.WriteRequest, len(ms))
 	for i, m := range ms {
-		if sizes[i] > maxItemBytes {
-			return r.tooLarge("BatchPut", r.keyOf(items[i]), m, sizes[i], nil)
-		}
 		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
 	}
 	return r.write(ctx, db, "BatchPut", func(i int) Key { return r.keyOf(items[i]) }, ids, sizes, reqs)
@@ -225,7 +219,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 // first) are left out too and named in the *BatchError, whose Err joins an
 // *ItemError for each; the items that opened are returned.
 func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
-	o, err := readOptions("BatchGet", 0, opts)
+	o, err := readOptions("BatchGet", knobProject, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -241,13 +241,6 @@ func (f *facts) primaryKey() ([]enc.KeyAttribute, error) {
 	return f.key, nil
 }
 
-// binding is the binding of the value at bound, or one with no key when the
-// key cannot be read (a version-2 value then fails with enc.ErrBinding).
-func (f *facts) binding(bound string) enc.Binding {
-	key, _ := f.primaryKey()
-	return enc.Binding{Attribute: bound, Key: key}
-}
-
 // itemContext returns the values of spec.ContextFrom, by context key.
 func (f *facts) itemContext(spec enc.Spec) (map[string]string, error) {
 	if len(spec.ContextFrom) == 0 {
@@ -287,13 +280,15 @@ func contextValue(av types.AttributeValue) (string, error) {
 	return v, nil
 }
 
-// boundTo is what the stored value at fd is tied to where facts place it.
+// boundTo is what the stored value at fd is tied to where facts place it;
+// "" when its context cannot be read (then nothing can be checked).
 func (f *facts) boundTo(stored string, fd found) string {
 	itemCtx, err := f.itemContext(*fd.spec)
 	if err != nil {
 		return ""
 	}
-	return enc.BoundTo(stored, f.binding(fd.bound), itemCtx)
+	key, _ := f.primaryKey()
+	return enc.BoundTo(stored, enc.Binding{Attribute: fd.bound, Key: key}, itemCtx)
 }
 
 // sealing collects the values of the items of one write, to seal them with
@@ -358,6 +353,9 @@ func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
 	if i == len(s.first) { // an update adds one item's values in several calls
 		s.first = append(s.first, len(s.slots))
 	}
+	if root == nil {
+		return nil
+	}
 	w := walker{copyOnWrite: true, visit: func(fd found) error {
 		plain, ok, err := fd.cell.Pending()
 		if err != nil {
@@ -377,9 +375,6 @@ func (s *sealing) add(i int, v reflect.Value, root *structNode) error {
 		s.slots = append(s.slots, sl)
 		return nil
 	}}
-	if root == nil {
-		return nil
-	}
 	return w.walkStruct(v, root, "", "")
 }
 
@@ -543,15 +538,16 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		if !ok {
 			return nil
 		}
-		if origin := f.boundTo(stored, fd); origin != "" {
-			fd.cell.SetOrigin(origin)
-		}
-		req.Stored = stored
 		// enc decides whether the value needs its key and context, after
 		// its mode: what cannot be read is left out, and its reason kept.
 		itemCtx, ctxErr := f.itemContext(*fd.spec)
 		key, keyErr := f.primaryKey()
-		req.ItemContext, req.Binding = itemCtx, enc.Binding{Attribute: fd.bound, Key: key}
+		req.Stored, req.ItemContext, req.Binding = stored, itemCtx, enc.Binding{Attribute: fd.bound, Key: key}
+		if ctxErr == nil {
+			if origin := enc.BoundTo(stored, req.Binding, itemCtx); origin != "" {
+				fd.cell.SetOrigin(origin)
+			}
+		}
 		o.reqs, o.cells, o.items = append(o.reqs, req), append(o.cells, fd.cell), append(o.items, i)
 		o.facts = append(o.facts, cmp.Or(ctxErr, keyErr))
 		return nil

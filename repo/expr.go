@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -154,20 +153,12 @@ func (r *Repo[T]) withProjection(b expression.Builder, attrs []string, keys []st
 	if len(attrs) == 0 {
 		return b
 	}
-	var names []string
-	add := func(more ...string) {
-		for _, n := range more {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
-	}
-	add(attrs...)
+	names := appendNew(nil, attrs...)
 	for _, a := range attrs {
 		top, _ := topName(a)
-		add(r.plan.needs[top]...)
+		names = appendNew(names, r.plan.needs[top]...)
 	}
-	add(keys...)
+	names = appendNew(names, keys...)
 	p := expression.NamesList(expression.Name(names[0]))
 	for _, n := range names[1:] {
 		p = p.AddNames(expression.Name(n))

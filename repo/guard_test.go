@@ -214,7 +214,7 @@ func TestReadOptionsRejectKnobsAnOperationDoesNotTake(t *testing.T) {
 	if _, err := readOptions("Get", 0, []ReadOption{Limit(3)}); err == nil {
 		t.Fatal("Get accepted a limit")
 	}
-	o, err := readOptions("Query", knobFilter|knobIndex|knobOrder|knobLimit, []ReadOption{Index("gsi1"), Limit(3), ConsistentRead(), Project("a", "b")})
+	o, err := readOptions("Query", knobFilter|knobIndex|knobOrder|knobLimit|knobProject, []ReadOption{Index("gsi1"), Limit(3), ConsistentRead(), Project("a", "b")})
 	if err != nil || o.Index != "gsi1" || o.Limit != 3 || !o.ConsistentRead || len(o.Projection) != 2 {
 		t.Fatalf("Query options %+v, %v", o, err)
 	}

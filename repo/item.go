@@ -12,8 +12,9 @@ import (
 	"github.com/dynoseal/dynoseal/internal/itemsize"
 )
 
-// ErrItemTooLarge is returned by Put and BatchPut for an item, sealed, larger than
-// DynamoDB's 400 KB item limit. Nothing of the call is written.
+// ErrItemTooLarge is returned by Put, BatchPut and Marshal for an item,
+// sealed, larger than DynamoDB's 400 KB item limit. Nothing of the call is
+// written.
 var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit")
 
 // Put writes item, replacing any item with the same key. Its new or changed
@@ -35,24 +36,14 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	if err != nil {
 		return err
 	}
-	k := r.keyOf(item)
-	fits := func(_ int, m attrMap, size int, pending func(int) map[string]int) error {
-		if size > maxItemBytes {
-			return r.tooLarge("put", k, m, size, pending(0))
-		}
-		return nil
-	}
-	ms, sizes, err := r.marshalItems(ctx, "put", []T{item}, fits)
+	ms, _, err := r.marshalItems(ctx, "put", []T{item}, nil)
 	if err != nil {
 		return err
-	}
-	if sizes[0] > maxItemBytes {
-		return r.tooLarge("put", k, ms[0], sizes[0], nil)
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o)}
 	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
 	if _, err := db.PutItem(ctx, in); err != nil {
-		return r.writeError(ctx, "put", k, o, err)
+		return r.writeError(ctx, "put", r.keyOf(item), o, err)
 	}
 	return nil
 }
@@ -76,7 +67,7 @@ func (r *Repo[T]) tooLarge(op string, k Key, m attrMap, size int, more map[strin
 // the attribute. It takes ConsistentRead and Project.
 func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
 	var zero T
-	o, err := readOptions("Get", 0, opts)
+	o, err := readOptions("Get", knobProject, opts)
 	if err != nil {
 		return zero, err
 	}

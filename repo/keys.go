@@ -54,8 +54,10 @@ func keyValue(f *attr, v any) (types.AttributeValue, error) {
 		}
 		val = converted
 	}
-	av, plain := marshalPlain(f, val)
-	if !plain {
+	var av types.AttributeValue
+	if f.plain {
+		av = marshalPlain(val)
+	} else {
 		var err error
 		if av, err = marshalAs(f, val); err != nil {
 			return nil, err
@@ -84,31 +86,37 @@ func marshalAs(f *attr, v reflect.Value) (types.AttributeValue, error) {
 	return nil, nil
 }
 
-// marshalPlain writes a key value of a plain string, integer or []byte
-// field directly, as attributevalue would; ok is false for anything else.
-func marshalPlain(f *attr, v reflect.Value) (av types.AttributeValue, ok bool) {
+// plainKey reports whether key values of f can be written directly by
+// marshalPlain, as attributevalue would write them: a string, integer or
+// []byte type with no tag options and no marshaler of its own.
+func plainKey(f *attr) bool {
 	_, opts, _ := strings.Cut(f.tag.Get("dynamodbav"), ",")
-	t := v.Type()
+	t := f.typ
 	if opts != "" || t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) {
-		return nil, false
+		return false
 	}
+	switch t.Kind() {
+	case reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return t.Kind() == reflect.Slice && t.Elem() == reflect.TypeFor[uint8]()
+}
+
+// marshalPlain writes v, a key value of a field plainKey accepts; nil for
+// an empty one.
+func marshalPlain(v reflect.Value) types.AttributeValue {
 	switch {
-	case t.Kind() == reflect.String:
-		if v.Len() == 0 {
-			return nil, true
-		}
-		return &types.AttributeValueMemberS{Value: v.String()}, true
+	case v.Kind() == reflect.String && v.Len() > 0:
+		return &types.AttributeValueMemberS{Value: v.String()}
 	case v.CanInt():
-		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v.Int(), 10)}, true
-	case v.CanUint() && t.Kind() != reflect.Uintptr:
-		return &types.AttributeValueMemberN{Value: strconv.FormatUint(v.Uint(), 10)}, true
-	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t.Elem().Name() == "uint8":
-		if v.Len() == 0 {
-			return nil, true
-		}
-		return &types.AttributeValueMemberB{Value: v.Bytes()}, true
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v.Int(), 10)}
+	case v.CanUint():
+		return &types.AttributeValueMemberN{Value: strconv.FormatUint(v.Uint(), 10)}
+	case v.Kind() == reflect.Slice && v.Len() > 0:
+		return &types.AttributeValueMemberB{Value: v.Bytes()}
 	}
-	return nil, false
+	return nil
 }
 
 func scalarType(t reflect.Type) (types.ScalarAttributeType, error) {

@@ -205,6 +205,7 @@ func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, 
 		{o.Limit != 0, knobLimit, "a limit"},
 		{o.PageSize != 0, knobLimit, "a page size"},
 		{o.Segments != 0 || o.oneSegment, knobSegments, "segments"},
+		{len(o.Projection) > 0, knobProject, "a projection"},
 	} {
 		if k.set && allowed&k.knob == 0 {
 			return o, fmt.Errorf("repo: %s does not take %s", op, k.name)
@@ -224,6 +225,7 @@ const (
 	knobOrder
 	knobLimit
 	knobSegments
+	knobProject
 )
 
 // and combines conditions into one; ok is false when there are none.

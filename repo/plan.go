@@ -81,6 +81,10 @@ type attr struct {
 	// marshalling it marshals a value exactly as this attribute, options
 	// (",string", ",unixtime", "omitempty") included.
 	wrapper reflect.Type
+	// plain says a key value of this attribute can be written directly:
+	// a string, integer or []byte type without options or its own
+	// marshaler (see marshalPlain).
+	plain bool
 }
 
 // planner compiles a plan; it keeps the struct nodes made so far, so that
@@ -127,6 +131,9 @@ func (c *planner) structOf(t reflect.Type) (*structNode, error) {
 	}
 	fields, hidden := avfields.Of(t)
 	if err := checkHidden(hidden); err != nil {
+		return nil, err
+	}
+	if err := c.checkNestedRoles(t, fields); err != nil {
 		return nil, err
 	}
 	byName := make(map[string]*attr, len(fields))
@@ -209,15 +216,11 @@ func (c *planner) nodeOf(t reflect.Type) (n *node, direct bool, err error) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
-		if t.Kind() == reflect.Map {
-			c.p.holds[t.Key()] = false
-		}
 		elem, direct, err := c.nodeOf(t.Elem())
 		if elem == nil || err != nil {
 			return nil, false, err
 		}
-		kinds := map[reflect.Kind]nodeKind{reflect.Pointer: pointerKind, reflect.Slice: sliceKind, reflect.Array: arrayKind, reflect.Map: mapKind}
-		return &node{kind: kinds[t.Kind()], elem: elem}, direct, nil
+		return &node{kind: containerKinds[t.Kind()], elem: elem}, direct, nil
 	case reflect.Struct:
 		s, err := c.structOf(t)
 		if s == nil || err != nil {
@@ -227,6 +230,8 @@ func (c *planner) nodeOf(t reflect.Type) (n *node, direct bool, err error) {
 	}
 	return nil, false, nil
 }
+
+var containerKinds = map[reflect.Kind]nodeKind{reflect.Pointer: pointerKind, reflect.Slice: sliceKind, reflect.Array: arrayKind, reflect.Map: mapKind}
 
 // checkEmbeddedCell refuses an embedded Encrypted: embedding promotes its
 // marshal and print methods, so the whole struct would marshal as that one
@@ -261,6 +266,42 @@ func checkHidden(hidden []avfields.Hidden) error {
 	return nil
 }
 
+// checkNestedRoles refuses a `repo` role on a member of a nested document:
+// roles name attributes of the table's items, so there it would do nothing.
+// A struct type embedded in T (at any depth) gives T its own attributes, so
+// its roles count.
+func (c *planner) checkNestedRoles(t reflect.Type, fields []*avfields.Field) error {
+	if t == c.p.typ || embeddedIn(c.p.typ, t, map[reflect.Type]bool{}) {
+		return nil
+	}
+	for _, f := range fields {
+		if role, ok := f.Tag.Lookup("repo"); ok {
+			return fmt.Errorf("repo: field %s has a `repo:%q` tag, but %s is a nested document, not the item: roles are for the item's own attributes", f.GoName, role, t)
+		}
+	}
+	return nil
+}
+
+// embeddedIn reports whether struct type inner is embedded in outer,
+// directly or through other embedded structs.
+func embeddedIn(outer, inner reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[outer] {
+		return false
+	}
+	seen[outer] = true
+	for i := range outer.NumField() {
+		sf := outer.Field(i)
+		ft := sf.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if sf.Anonymous && ft.Kind() == reflect.Struct && (ft == inner || embeddedIn(ft, inner, seen)) {
+			return true
+		}
+	}
+	return false
+}
+
 // keys finds the hash and range fields of t and refuses roles not built.
 func (c *planner) keys(t reflect.Type) error {
 	for _, f := range c.p.top {
@@ -284,6 +325,7 @@ func (c *planner) keys(t reflect.Type) error {
 			if f.node != nil {
 				return fmt.Errorf("repo: field %s: a key cannot be encrypted", f.goName)
 			}
+			f.plain = plainKey(f)
 			*slot = f
 		}
 	}

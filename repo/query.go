@@ -14,7 +14,7 @@ import (
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
-const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit
+const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject
 
 // Query reads the items whose primary key (or, with Index, index key)
 // matches key, in sort-key order, and opens their encrypted fields one page
@@ -105,9 +105,7 @@ func (r *Repo[T]) queryReader(op string, key expression.KeyConditionBuilder, opt
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 		ScanIndexForward:          aws.Bool(!o.Descending),
-	}
-	if o.Index != "" {
-		in.IndexName = aws.String(o.Index)
+		IndexName:                 indexName(o),
 	}
 	if o.ConsistentRead {
 		in.ConsistentRead = aws.Bool(true)

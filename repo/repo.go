@@ -153,7 +153,8 @@ func formatKeyValue(v any) string {
 }
 
 // Marshal seals the encrypted fields of item and returns its attributes, for
-// callers who build their own requests. item itself is not changed.
+// callers who build their own requests. item itself is not changed. An item
+// too large for DynamoDB once sealed fails with ErrItemTooLarge.
 func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.AttributeValue, error) {
 	ms, _, err := r.marshalItems(ctx, "marshal", []T{item}, nil)
 	if err != nil {
@@ -164,32 +165,32 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 
 // marshalItems seals the new and changed values of items, with one data key
 // per (key, region, context) for the whole call, and marshals them; sizes
-// are the items' sizes as DynamoDB counts them. check sees each item's
-// attributes, with the least its values still to be sealed add to each,
-// before anything is sealed, so a write that cannot happen costs no KMS call.
-func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap, size int, pending func(i int) map[string]int) error) ([]attrMap, []int, error) {
+// are the items' sizes as DynamoDB counts them. An item over DynamoDB's
+// limit fails with ErrItemTooLarge: before anything is sealed when its
+// plaintexts already tell, so such a write costs no KMS call. check, when
+// set, sees each item's attributes before anything is sealed too.
+func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap) error) ([]attrMap, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
 	s := newSealing(r.plan)
 	defer s.release()
 	out := make([]attrMap, len(items))
 	sizes := make([]int, len(items))
-	pending := s.pendingSizes
 	for i := range copies {
 		v := reflect.ValueOf(&copies[i]).Elem()
 		if err := s.add(i, v, r.root); err != nil {
-			s.wipe()
 			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
 		m, err := marshalMap(v.Interface())
 		if err != nil {
-			s.wipe()
 			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
 		out[i], sizes[i] = m, itemsize.Of(m)
+		if least := sizes[i] + s.pendingSize(i); least > maxItemBytes {
+			return nil, nil, r.tooLarge(op, r.keyOf(items[i]), m, least, s.pendingSizes(i))
+		}
 		if check != nil {
-			if err := check(i, m, sizes[i]+s.pendingSize(i), pending); err != nil {
-				s.wipe()
+			if err := check(i, m); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -198,7 +199,9 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 		return nil, nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
 	}
 	for i := range sizes {
-		sizes[i] += s.sealedSize(i)
+		if sizes[i] += s.sealedSize(i); sizes[i] > maxItemBytes {
+			return nil, nil, r.tooLarge(op, r.keyOf(items[i]), out[i], sizes[i], nil)
+		}
 	}
 	return out, sizes, nil
 }

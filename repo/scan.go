@@ -17,7 +17,7 @@ import (
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
-const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments
+const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments | knobProject
 
 // maxSegments is DynamoDB's largest TotalSegments.
 const maxSegments = 1_000_000
@@ -114,9 +114,7 @@ func (r *Repo[T]) newScan(op string, opts []ReadOption, forPage bool) (*scan, er
 		s.in.ExpressionAttributeNames = e.Names()
 		s.in.ExpressionAttributeValues = e.Values()
 	}
-	if o.Index != "" {
-		s.in.IndexName = aws.String(o.Index)
-	}
+	s.in.IndexName = indexName(o)
 	if o.ConsistentRead {
 		s.in.ConsistentRead = aws.Bool(true)
 	}

@@ -783,3 +783,31 @@ func TestTrapItemTooLargeBeforeKMS(t *testing.T) {
 		check(t, err, keys, db)
 	})
 }
+
+type trapNestedRole struct {
+	Ref string `dynamodbav:"ref" repo:"range"`
+}
+
+type trapRoleInDocument struct {
+	PK    string         `dynamodbav:"pk" repo:"hash"`
+	Inner trapNestedRole `dynamodbav:"inner"`
+}
+
+type trapRoleEmbedded struct {
+	trapNestedRole
+	PK string `dynamodbav:"pk" repo:"hash"`
+}
+
+// A role tag on a member of a nested document names no attribute of the
+// table and would do nothing: New refuses it. Embedded, the same type's
+// fields are the item's own attributes, and the role holds.
+func TestTrapRoleInNestedDocument(t *testing.T) {
+	err := trapNew[trapRoleInDocument](t)
+	if err == nil {
+		t.Fatal("New accepted a role on a member of a nested document")
+	}
+	trapRequireText(t, err, "trapNestedRole.Ref", "range")
+	if err := trapNew[trapRoleEmbedded](t); err != nil {
+		t.Fatalf("embedded role refused: %v", err)
+	}
+}

@@ -222,11 +222,9 @@ func (r *Repo[T]) updateValues(ctx context.Context, km attrMap, steps []updateSt
 	for i := range steps {
 		st := &steps[i]
 		if err := r.updateValue(s, st); err != nil {
-			s.wipe()
 			return err
 		}
 		if st.pinned && st.kind != updateSet {
-			s.wipe()
 			return r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
 		}
 		if st.kind == updateSet && !st.nested && st.top.node == nil {
