@@ -116,7 +116,7 @@ func unsupported[T any](name string, item T, av map[string]types.AttributeValue,
 }
 
 func shapeDescribe(m map[string]types.AttributeValue) string {
-	return trapAV(&types.AttributeValueMemberM{Value: m})
+	return describeAV(&types.AttributeValueMemberM{Value: m})
 }
 
 // Building blocks.
@@ -426,7 +426,7 @@ func TestShapeConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := trapAV(m["pk"]); got != `"top"` {
+		if got := describeAV(m["pk"]); got != `"top"` {
 			t.Fatalf("attributevalue stores pk %s; the case expects the shallower field", got)
 		}
 		_, err = repo.New[shapeKeyShadowed]("shapes", repo.WithRegistry(enc.NewRegistry()), repo.WithEncryptor(enc.New(enctest.New())))

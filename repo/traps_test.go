@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -188,38 +187,13 @@ func TestTrapUnbuiltRoles(t *testing.T) {
 
 // 3. Several Filter options all apply: DynamoDB gets them joined with AND.
 
-// trapResolve replaces the placeholders of an expression with the names and
-// values they stand for, longest placeholder first (#1 must not eat #10).
-func trapResolve(expr *string, names map[string]string, values map[string]types.AttributeValue) string {
-	if expr == nil {
-		return ""
-	}
-	s := *expr
-	var phs []string
-	for ph := range names {
-		phs = append(phs, ph)
-	}
-	for ph := range values {
-		phs = append(phs, ph)
-	}
-	slices.SortFunc(phs, func(a, b string) int { return len(b) - len(a) })
-	for _, ph := range phs {
-		repl := names[ph]
-		if v, ok := values[ph]; ok {
-			repl = trapAV(v)
-		}
-		s = strings.ReplaceAll(s, ph, repl)
-	}
-	return s
-}
-
 func TestTrapFiltersCombine(t *testing.T) {
 	ctx := context.Background()
 	byName := repo.Filter(expression.Name("name").Equal(expression.Value("zed")))
 	hasBio := repo.Filter(expression.Name("bio").AttributeExists())
 	check := func(t *testing.T, filter *string, names map[string]string, values map[string]types.AttributeValue) {
 		t.Helper()
-		got := trapResolve(filter, names, values)
+		got := resolveExpr(derefOr(filter), names, values)
 		for _, want := range []string{"name", `"zed"`, "bio", "AND"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("filter sent is %q (raw %q), which lacks %q: both Filter options must apply", got, derefOr(filter), want)
@@ -254,36 +228,6 @@ func TestTrapFiltersCombine(t *testing.T) {
 		in := scans[0]
 		check(t, in.FilterExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues)
 	})
-}
-
-// trapAV writes an attribute value compactly, strings quoted, maps with
-// sorted keys.
-func trapAV(v types.AttributeValue) string {
-	switch v := v.(type) {
-	case nil:
-		return "<absent>"
-	case *types.AttributeValueMemberS:
-		return fmt.Sprintf("%q", v.Value)
-	case *types.AttributeValueMemberN:
-		return v.Value
-	case *types.AttributeValueMemberBOOL:
-		return fmt.Sprint(v.Value)
-	case *types.AttributeValueMemberNULL:
-		return "NULL"
-	case *types.AttributeValueMemberL:
-		parts := make([]string, len(v.Value))
-		for i, e := range v.Value {
-			parts[i] = trapAV(e)
-		}
-		return "L[" + strings.Join(parts, " ") + "]"
-	case *types.AttributeValueMemberM:
-		parts := make([]string, 0, len(v.Value))
-		for _, k := range slices.Sorted(maps.Keys(v.Value)) {
-			parts = append(parts, k+":"+trapAV(v.Value[k]))
-		}
-		return "M{" + strings.Join(parts, " ") + "}"
-	}
-	return fmt.Sprintf("%#v", v)
 }
 
 func derefOr(s *string) string {
@@ -360,8 +304,8 @@ func TestTrapReturnedItemThatCannotBeOpened(t *testing.T) {
 				switch {
 				case op.stored == "" && after != nil:
 					t.Fatal("the item is still stored")
-				case op.stored != "" && trapAV(after["name"]) != fmt.Sprintf("%q", op.stored):
-					t.Fatalf("stored name %s, want %q", trapAV(after["name"]), op.stored)
+				case op.stored != "" && describeAV(after["name"]) != fmt.Sprintf("%q", op.stored):
+					t.Fatalf("stored name %s, want %q", describeAV(after["name"]), op.stored)
 				}
 				if got.PK != "u1" || got.Name != op.wantName {
 					t.Fatalf("returned item has pk %q, name %q; want u1, %q", got.PK, got.Name, op.wantName)

@@ -60,22 +60,7 @@ func profiles(t *testing.T, opts ...repo.Option) (*repo.Repo[Profile], *writeRec
 // values it sends by attribute path.
 func updateClauses(t *testing.T, names map[string]string, values map[string]types.AttributeValue, expr string) []string {
 	t.Helper()
-	// Longest placeholders first, so that #1 does not eat the start of #10.
-	phs := make([]string, 0, len(names)+len(values))
-	for ph := range names {
-		phs = append(phs, ph)
-	}
-	for ph := range values {
-		phs = append(phs, ph)
-	}
-	slices.SortFunc(phs, func(a, b string) int { return len(b) - len(a) })
-	for _, ph := range phs {
-		repl := names[ph]
-		if v, ok := values[ph]; ok {
-			repl = describeAV(v)
-		}
-		expr = strings.ReplaceAll(expr, ph, repl)
-	}
+	expr = resolveExpr(expr, names, values)
 	var out []string
 	for _, section := range []string{"SET ", "REMOVE ", "ADD ", "DELETE "} {
 		i := strings.Index(expr, section)
@@ -114,8 +99,36 @@ func splitTop(s string) []string {
 	return append(out, s[start:])
 }
 
+// resolveExpr replaces the placeholders of an expression with the names
+// and values (as describeAV writes them) they stand for, longest first, so
+// that #1 does not eat the start of #10.
+func resolveExpr(expr string, names map[string]string, values map[string]types.AttributeValue) string {
+	phs := make([]string, 0, len(names)+len(values))
+	for ph := range names {
+		phs = append(phs, ph)
+	}
+	for ph := range values {
+		phs = append(phs, ph)
+	}
+	slices.SortFunc(phs, func(a, b string) int { return len(b) - len(a) })
+	for _, ph := range phs {
+		repl := names[ph]
+		if v, ok := values[ph]; ok {
+			repl = describeAV(v)
+		}
+		expr = strings.ReplaceAll(expr, ph, repl)
+	}
+	return expr
+}
+
+// describeAV writes an attribute value compactly: strings quoted (sealed
+// ones as <sealed>), maps with sorted keys.
 func describeAV(v types.AttributeValue) string {
 	switch v := v.(type) {
+	case nil:
+		return "<absent>"
+	case *types.AttributeValueMemberBOOL:
+		return fmt.Sprint(v.Value)
 	case *types.AttributeValueMemberS:
 		if enc.IsEncrypted(v.Value) {
 			return "<sealed>"
