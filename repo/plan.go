@@ -35,6 +35,9 @@ type plan struct {
 	// attributes opening them takes: the key for version-2 specs, and the
 	// attributes of ContextFrom.
 	needs map[string][]string
+	// version is the field of `repo:"version"` (optimistic locking), ttl
+	// the field of `repo:"ttl"`; nil when T has none.
+	version, ttl *attr
 	// sealedWith maps an attribute that specs take encryption context from
 	// to the top-level attributes holding values sealed with it.
 	sealedWith map[string][]string
@@ -314,18 +317,22 @@ func (c *planner) keys(t reflect.Type) error {
 				slot = &c.p.hash
 			case "range":
 				slot = &c.p.rng
-			case "version", "ttl":
-				return fmt.Errorf("repo: field %s: the `repo:%q` role is not supported yet; remove the tag", f.goName, role)
+			case "version":
+				slot = &c.p.version
+			case "ttl":
+				slot = &c.p.ttl
 			default:
-				return fmt.Errorf("repo: field %s: unknown role %q in `repo` tag", f.goName, role)
+				if err := c.indexRole(f, role); err != nil {
+					return err
+				}
+				continue
 			}
 			if *slot != nil {
 				return fmt.Errorf("repo: %s has more than one `repo:%q` field: %s and %s", t, role, (*slot).goName, f.goName)
 			}
-			if f.node != nil {
-				return fmt.Errorf("repo: field %s: a key cannot be encrypted", f.goName)
+			if err := c.role(f, role); err != nil {
+				return err
 			}
-			f.plain = plainKey(f)
 			*slot = f
 		}
 	}
