@@ -109,7 +109,12 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // written. Two items with the same key fail with ErrDuplicateKey and an item
 // over 400 KB with ErrItemTooLarge, also before anything is sent. Items that
 // could not be written are named in a *BatchError; the others are written.
+// Items with a `repo:"version"` field are refused: a batch cannot check
+// versions (use Transact).
 func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
+	if v := r.plan.version; v != nil {
+		return fmt.Errorf("repo %s: BatchPut: %s is versioned (field %s): BatchWriteItem takes no condition, so it could overwrite newer versions; write versioned items with Put or Transact", r.table, r.plan.typ, v.goName)
+	}
 	if len(items) == 0 {
 		return nil
 	}

@@ -420,6 +420,23 @@ func (s *sealing) itemSlots(i int) []slot {
 // request is invalid.
 func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, absent func(string, string) error) error {
 	defer s.wipe()
+	reqs, err := s.requests(items, absent)
+	if err != nil || len(reqs) == 0 {
+		return err
+	}
+	stored, err := e.Seal(ctx, reqs)
+	if err != nil {
+		return err
+	}
+	s.fill(stored)
+	return nil
+}
+
+// requests returns the seal requests of the reserved values that must be
+// sealed, reading each item's facts from its marshalled attributes; the
+// others are filled in with their stored form already. fill takes the
+// sealed values in the same order.
+func (s *sealing) requests(items []attrMap, absent func(string, string) error) ([]enc.SealRequest, error) {
 	all := make([]facts, len(items))
 	for i := range all {
 		all[i] = facts{p: s.p, item: items[i], absent: absent}
@@ -430,24 +447,21 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 		f := &all[sl.item]
 		req, ok, err := sl.request(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ok {
 			reqs, at = append(reqs, req), append(at, sl)
 		}
 	}
-	if len(reqs) == 0 {
-		return nil
-	}
 	s.reqs, s.at = reqs, at
-	stored, err := e.Seal(ctx, reqs)
-	if err != nil {
-		return err
-	}
-	for i, sl := range at {
+	return reqs, nil
+}
+
+// fill puts the sealed values of the requests into their items.
+func (s *sealing) fill(stored []string) {
+	for i, sl := range s.at {
 		sl.av.Value = stored[i]
 	}
-	return nil
 }
 
 // request returns the seal request of a slot; ok is false when its stored
@@ -621,4 +635,21 @@ func (o *opening) open(ctx context.Context, by valueOpener) {
 // *enc.Session for the calls of one iteration.
 type valueOpener interface {
 	OpenEach(ctx context.Context, reqs []enc.OpenRequest) ([][]byte, []error)
+}
+
+// pendingSeal is a write's reserved values with what sealing them needs, so
+// that the values of several writes (a transaction) can be sealed together.
+type pendingSeal struct {
+	s      *sealing
+	items  []attrMap
+	absent func(string, string) error
+	failed func(error) error // the write's error for a failure of sealing
+}
+
+// run seals the values of this write alone.
+func (p pendingSeal) run(ctx context.Context, e *enc.Encryptor) error {
+	if err := p.s.seal(ctx, e, p.items, p.absent); err != nil {
+		return p.failed(err)
+	}
+	return nil
 }

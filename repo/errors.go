@@ -43,16 +43,28 @@ type ConditionFailedError[T any] struct {
 	// write asked for it with [ReturnCurrentOnFailure] and an item existed.
 	Current    T
 	HasCurrent bool
+	// VersionConflict says the stored item's version was not the one the
+	// write expected; the error then matches [ErrVersionConflict] too.
+	VersionConflict bool
 	// Err is the error from DynamoDB.
 	Err error
 }
 
 func (e *ConditionFailedError[T]) Error() string {
+	if e.VersionConflict {
+		return fmt.Sprintf("repo %s: %s %v: %v: %v", e.Table, e.Op, e.Key, ErrConditionFailed, ErrVersionConflict)
+	}
 	return fmt.Sprintf("repo %s: %s %v: %v", e.Table, e.Op, e.Key, ErrConditionFailed)
 }
 
-// Unwrap gives ErrConditionFailed and the SDK's error.
-func (e *ConditionFailedError[T]) Unwrap() []error { return []error{ErrConditionFailed, e.Err} }
+// Unwrap gives ErrConditionFailed, ErrVersionConflict for a version
+// conflict, and the SDK's error.
+func (e *ConditionFailedError[T]) Unwrap() []error {
+	if e.VersionConflict {
+		return []error{ErrConditionFailed, ErrVersionConflict, e.Err}
+	}
+	return []error{ErrConditionFailed, e.Err}
+}
 
 func joinErrors(errs []error) error {
 	var kept []error

@@ -28,24 +28,38 @@ func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
 	if err != nil {
 		return err
 	}
-	cond, err := r.condition("put", o)
-	if err != nil {
-		return err
-	}
 	db, err := r.db()
 	if err != nil {
 		return err
 	}
-	ms, _, err := r.marshalItems(ctx, "put", []T{item}, nil)
+	in, vc, err := r.putInput(ctx, item, o)
 	if err != nil {
 		return err
 	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o)}
-	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
 	if _, err := db.PutItem(ctx, in); err != nil {
-		return r.writeError(ctx, "put", r.keyOf(item), o, err)
+		return r.writeError(ctx, "put", r.keyOf(item), o, vc, err)
 	}
 	return nil
+}
+
+// putInput checks item and o, seals item and builds the request of Put.
+func (r *Repo[T]) putInput(ctx context.Context, item T, o WriteOptions) (*dynamodb.PutItemInput, *versionCheck, error) {
+	vc, err := r.putVersion("put", item, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	cond, err := r.condition("put", o, vc)
+	if err != nil {
+		return nil, nil, err
+	}
+	stamp := func(_ int, m attrMap) error { stampVersion(m, vc); return nil }
+	ms, _, err := r.marshalItems(ctx, "put", []T{item}, stamp)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: ms[0], ReturnValuesOnConditionCheckFailure: onFailure(o, vc)}
+	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
+	return in, vc, nil
 }
 
 // tooLarge is the error of an item of size bytes, over DynamoDB's limit,
@@ -137,7 +151,11 @@ func (r *Repo[T]) returned(ctx context.Context, m attrMap) T {
 
 // deleteItem sends the DeleteItem request of Delete and DeleteReturning.
 func (r *Repo[T]) deleteItem(ctx context.Context, k Key, o WriteOptions, ret types.ReturnValue) (*dynamodb.DeleteItemOutput, error) {
-	cond, err := r.condition("delete", o)
+	vc, err := r.optionVersion("delete", o)
+	if err != nil {
+		return nil, err
+	}
+	cond, err := r.condition("delete", o, vc)
 	if err != nil {
 		return nil, err
 	}
@@ -149,23 +167,23 @@ func (r *Repo[T]) deleteItem(ctx context.Context, k Key, o WriteOptions, ret typ
 	if err != nil {
 		return nil, err
 	}
-	in := &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km, ReturnValues: ret, ReturnValuesOnConditionCheckFailure: onFailure(o)}
+	in := &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: km, ReturnValues: ret, ReturnValuesOnConditionCheckFailure: onFailure(o, vc)}
 	cond.apply(&in.ConditionExpression, &in.ExpressionAttributeNames, &in.ExpressionAttributeValues)
 	out, err := db.DeleteItem(ctx, in)
 	if err != nil {
-		return nil, r.writeError(ctx, "delete", k, o, err)
+		return nil, r.writeError(ctx, "delete", k, o, vc, err)
 	}
 	return out, nil
 }
 
 // writeError turns a failed write into a *ConditionFailedError when its
 // condition failed, with the current item opened if the caller asked for it.
-func (r *Repo[T]) writeError(ctx context.Context, op string, k Key, o WriteOptions, err error) error {
+func (r *Repo[T]) writeError(ctx context.Context, op string, k Key, o WriteOptions, vc *versionCheck, err error) error {
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		return fmt.Errorf("repo %s: %s: %w", r.table, op, err)
 	}
-	cf := &ConditionFailedError[T]{Op: op, Table: r.table, Key: k, Err: err}
+	cf := &ConditionFailedError[T]{Op: op, Table: r.table, Key: k, VersionConflict: vc.conflict(ccf.Item), Err: err}
 	if o.ReturnCurrentOnFailure && len(ccf.Item) > 0 {
 		cf.Current, cf.HasCurrent = r.returned(ctx, ccf.Item), true
 	}

@@ -26,6 +26,9 @@ type WriteOptions struct {
 	ReturnOld bool
 	// ReturnNew makes Update return the item as it is after the update.
 	ReturnNew bool
+	// Version, when set, is the version the stored item must have
+	// (Update, Delete; see [IfVersion]).
+	Version *int64
 }
 
 // WriteOption changes [WriteOptions].
@@ -97,8 +100,11 @@ type writeCondition struct {
 // condition combines the write's conditions into one, or returns nil when
 // there are none. It rejects, before any request, a condition that compares
 // an encrypted attribute.
-func (r *Repo[T]) condition(op string, o WriteOptions) (*writeCondition, error) {
+func (r *Repo[T]) condition(op string, o WriteOptions, vc *versionCheck) (*writeCondition, error) {
 	conds := slices.Clone(o.Conditions)
+	if vc != nil {
+		conds = append(conds, vc.condition())
+	}
 	hash := expression.Name(r.plan.hash.name)
 	if o.MustExist {
 		conds = append(conds, hash.AttributeExists())
@@ -239,8 +245,10 @@ func and(conds []expression.ConditionBuilder) (expression.ConditionBuilder, bool
 	return expression.And(conds[0], conds[1], conds[2:]...), true
 }
 
-func onFailure(o WriteOptions) types.ReturnValuesOnConditionCheckFailure {
-	if o.ReturnCurrentOnFailure {
+// onFailure asks for the current item when a condition fails if the caller
+// wants it, or to tell a version conflict from another failed condition.
+func onFailure(o WriteOptions, vc *versionCheck) types.ReturnValuesOnConditionCheckFailure {
+	if o.ReturnCurrentOnFailure || vc != nil && !vc.alone {
 		return types.ReturnValuesOnConditionCheckFailureAllOld
 	}
 	return ""

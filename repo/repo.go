@@ -173,42 +173,76 @@ func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.Attribu
 // are the items' sizes as DynamoDB counts them. An item over DynamoDB's
 // limit fails with ErrItemTooLarge: before anything is sealed when its
 // plaintexts already tell, so such a write costs no KMS call. check, when
-// set, sees each item's attributes before anything is sealed too.
+// set, sees (and may add to) each item's attributes before anything is
+// sealed or measured.
 func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check func(i int, m attrMap) error) ([]attrMap, []int, error) {
+	ps, sizes, err := r.reserveItems(op, items, check)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ps.s.release()
+	if err := ps.run(ctx, r.encryptor); err != nil {
+		return nil, nil, err
+	}
+	if err := r.checkSealed(op, items, ps, sizes); err != nil {
+		return nil, nil, err
+	}
+	return ps.items, sizes, nil
+}
+
+// reserveItems marshals items with their encrypted values reserved, to be
+// sealed next, and returns the items' sizes so far. The caller releases
+// the sealing.
+func (r *Repo[T]) reserveItems(op string, items []T, check func(i int, m attrMap) error) (pendingSeal, []int, error) {
 	copies := make([]T, len(items))
 	copy(copies, items)
 	s := newSealing(r.plan)
-	defer s.release()
 	out := make([]attrMap, len(items))
 	sizes := make([]int, len(items))
 	for i := range copies {
-		v := reflect.ValueOf(&copies[i]).Elem()
-		if err := s.add(i, v, r.root); err != nil {
-			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
-		}
-		m, err := marshalMap(v.Interface())
+		m, err := r.reserveItem(op, s, i, &copies[i], check)
 		if err != nil {
-			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
+			s.release()
+			return pendingSeal{}, nil, err
 		}
 		out[i], sizes[i] = m, itemsize.Of(m)
 		if least := sizes[i] + s.pendingSize(i); least > maxItemBytes {
-			return nil, nil, r.tooLarge(op, r.keyOf(items[i]), m, least, s.pendingSizes(i))
-		}
-		if check != nil {
-			if err := check(i, m); err != nil {
-				return nil, nil, err
-			}
+			err := r.tooLarge(op, r.keyOf(items[i]), m, least, s.pendingSizes(i))
+			s.release()
+			return pendingSeal{}, nil, err
 		}
 	}
-	if err := s.seal(ctx, r.encryptor, out, nil); err != nil {
-		return nil, nil, fmt.Errorf("repo %s: %s: %w", r.table, op, err)
+	failed := func(err error) error { return fmt.Errorf("repo %s: %s: %w", r.table, op, err) }
+	return pendingSeal{s: s, items: out, failed: failed}, sizes, nil
+}
+
+// reserveItem marshals item number i, an addressable copy, into s.
+func (r *Repo[T]) reserveItem(op string, s *sealing, i int, item *T, check func(i int, m attrMap) error) (attrMap, error) {
+	v := reflect.ValueOf(item).Elem()
+	if err := s.add(i, v, r.root); err != nil {
+		return nil, r.itemFailed(op, r.keyOf(*item), err)
 	}
+	m, err := marshalMap(v.Interface())
+	if err != nil {
+		return nil, r.itemFailed(op, r.keyOf(*item), err)
+	}
+	if check != nil {
+		if err := check(i, m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// checkSealed adds the sealed values to sizes and checks the items against
+// DynamoDB's limit again, exactly now.
+func (r *Repo[T]) checkSealed(op string, items []T, ps pendingSeal, sizes []int) error {
 	for i := range sizes {
-		if sizes[i] += s.sealedSize(i); sizes[i] > maxItemBytes {
-			return nil, nil, r.tooLarge(op, r.keyOf(items[i]), out[i], sizes[i], nil)
+		if sizes[i] += ps.s.sealedSize(i); sizes[i] > maxItemBytes {
+			return r.tooLarge(op, r.keyOf(items[i]), ps.items[i], sizes[i], nil)
 		}
 	}
-	return out, sizes, nil
+	return nil
 }
 
 func (r *Repo[T]) itemFailed(op string, k Key, err error) error {

@@ -171,7 +171,6 @@ func TestTrapUnbuiltRoles(t *testing.T) {
 		name, goName, role string
 		newRepo            func(*testing.T) error
 	}{
-		{"version int64", "Revision", "version", trapNew[trapVersioned]},
 		{"ttl time.Time", "ExpiresAt", "ttl", trapNew[trapExpiringTime]},
 		{"ttl int64", "Deadline", "ttl", trapNew[trapExpiringUnix]},
 	} {

@@ -136,17 +136,17 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 	if err != nil {
 		return zero, err
 	}
-	in, err := r.updateInput(ctx, k, u, o)
+	db, err := r.db()
 	if err != nil {
 		return zero, err
 	}
-	db, err := r.db()
+	in, vc, err := r.updateInput(ctx, k, u, o)
 	if err != nil {
 		return zero, err
 	}
 	out, err := db.UpdateItem(ctx, in)
 	if err != nil {
-		return zero, r.writeError(ctx, "update", k, o, err)
+		return zero, r.writeError(ctx, "update", k, o, vc, err)
 	}
 	if in.ReturnValues == "" || len(out.Attributes) == 0 {
 		return zero, nil
@@ -156,8 +156,40 @@ func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOpti
 
 // updateInput checks u against T, seals the encrypted values it sets and
 // builds the request. Every check runs before KMS is asked for a data key.
-func (r *Repo[T]) updateInput(ctx context.Context, k Key, u Update, o WriteOptions) (*dynamodb.UpdateItemInput, error) {
-	cond, err := r.condition("update", o)
+func (r *Repo[T]) updateInput(ctx context.Context, k Key, u Update, o WriteOptions) (*dynamodb.UpdateItemInput, *versionCheck, error) {
+	pu, err := r.prepareUpdate(k, u, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pu.seal.s.release()
+	if err := pu.seal.run(ctx, r.encryptor); err != nil {
+		return nil, nil, err
+	}
+	in, err := pu.input()
+	return in, pu.vc, err
+}
+
+// preparedUpdate is an update checked and marshalled, with its encrypted
+// values reserved, to be sealed (alone or with the other writes of a
+// transaction) before its request is built.
+type preparedUpdate struct {
+	table string
+	key   attrMap
+	steps []updateStep
+	cond  *writeCondition
+	pins  []expression.ConditionBuilder
+	vc    *versionCheck
+	o     WriteOptions
+	seal  pendingSeal
+}
+
+// prepareUpdate checks u and o against T and marshals the values u sets.
+func (r *Repo[T]) prepareUpdate(k Key, u Update, o WriteOptions) (*preparedUpdate, error) {
+	vc, err := r.optionVersion("update", o)
+	if err != nil {
+		return nil, err
+	}
+	cond, err := r.condition("update", o, vc)
 	if err != nil {
 		return nil, err
 	}
@@ -172,29 +204,52 @@ func (r *Repo[T]) updateInput(ctx context.Context, k Key, u Update, o WriteOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := r.updateValues(ctx, km, steps); err != nil {
+	seal, err := r.updateValues(km, steps)
+	if err != nil {
 		return nil, err
 	}
-	var conds []expression.ConditionBuilder
-	if cond != nil {
-		conds = append(conds, cond.builder)
+	pu := &preparedUpdate{table: r.table, key: km, steps: steps, cond: cond, pins: r.pins(steps), vc: vc, o: o, seal: seal}
+	if vc != nil && len(pu.pins) > 0 {
+		vc.alone = false
 	}
-	b := expression.NewBuilder().WithUpdate(updateBuilder(steps))
-	if c, ok := and(append(conds, r.pins(steps)...)); ok {
+	if r.plan.version != nil {
+		pu.steps = append(pu.steps, updateStep{updateAction: updateAction{kind: updateAdd, path: r.plan.version.name}, top: r.plan.version,
+			av: &types.AttributeValueMemberN{Value: "1"}})
+	}
+	return pu, nil
+}
+
+// expression builds the update's expressions, once its values are sealed.
+func (pu *preparedUpdate) expression() (expression.Expression, error) {
+	var conds []expression.ConditionBuilder
+	if pu.cond != nil {
+		conds = append(conds, pu.cond.builder)
+	}
+	b := expression.NewBuilder().WithUpdate(updateBuilder(pu.steps))
+	if c, ok := and(append(conds, pu.pins...)); ok {
 		b = b.WithCondition(c)
 	}
 	e, err := b.Build()
 	if err != nil {
-		return nil, fmt.Errorf("repo %s: update: %w", r.table, err)
+		return e, fmt.Errorf("repo %s: update: %w", pu.table, err)
+	}
+	return e, nil
+}
+
+// input builds the UpdateItem request, once the values are sealed.
+func (pu *preparedUpdate) input() (*dynamodb.UpdateItemInput, error) {
+	e, err := pu.expression()
+	if err != nil {
+		return nil, err
 	}
 	in := &dynamodb.UpdateItemInput{
-		TableName: aws.String(r.table), Key: km, UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
-		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ReturnValuesOnConditionCheckFailure: onFailure(o),
+		TableName: aws.String(pu.table), Key: pu.key, UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ReturnValuesOnConditionCheckFailure: onFailure(pu.o, pu.vc),
 	}
 	switch {
-	case o.ReturnNew:
+	case pu.o.ReturnNew:
 		in.ReturnValues = types.ReturnValueAllNew
-	case o.ReturnOld:
+	case pu.o.ReturnOld:
 		in.ReturnValues = types.ReturnValueAllOld
 	}
 	return in, nil
@@ -213,19 +268,20 @@ type updateStep struct {
 }
 
 // updateValues marshals each step's value as its attribute would be
-// marshalled in an item, and seals the encrypted values among them with
-// the context the update itself Sets.
-func (r *Repo[T]) updateValues(ctx context.Context, km attrMap, steps []updateStep) error {
+// marshalled in an item, and reserves the encrypted values among them, to
+// be sealed with the context the update itself Sets.
+func (r *Repo[T]) updateValues(km attrMap, steps []updateStep) (pendingSeal, error) {
 	s := newSealing(r.plan)
-	defer s.release()
 	given := maps.Clone(km)
 	for i := range steps {
 		st := &steps[i]
 		if err := r.updateValue(s, st); err != nil {
-			return err
+			s.release()
+			return pendingSeal{}, err
 		}
 		if st.pinned && st.kind != updateSet {
-			return r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
+			s.release()
+			return pendingSeal{}, r.invalidUpdate("Set %q: an empty value removes the attribute, and values sealed with encryption context from it would no longer open", st.path)
 		}
 		if st.kind == updateSet && !st.nested && st.top.node == nil {
 			given[st.top.name] = st.av
@@ -234,14 +290,14 @@ func (r *Repo[T]) updateValues(ctx context.Context, km attrMap, steps []updateSt
 	absent := func(name, _ string) error {
 		return fmt.Errorf("attribute %s is not Set by this update; Set it in the same update, so that the value is sealed for the item's own context", name)
 	}
-	if err := s.seal(ctx, r.encryptor, []attrMap{given}, absent); err != nil {
+	failed := func(err error) error {
 		if errors.Is(err, enc.ErrItemContext) {
 			// Found before any KMS call: the update lacks what sealing needs.
 			return r.invalidUpdate("%w", err)
 		}
 		return fmt.Errorf("repo %s: update: %w", r.table, err)
 	}
-	return nil
+	return pendingSeal{s: s, items: []attrMap{given}, absent: absent, failed: failed}, nil
 }
 
 // updateValue marshals one step's value; a top-level value goes through a
@@ -401,6 +457,8 @@ func (r *Repo[T]) checkAction(a updateAction, prev []updateStep) (updateStep, er
 		return updateStep{}, r.invalidUpdate("%s %q: %s has no attribute %q", a.kind, a.path, p.typ, top)
 	case slices.Contains(p.keyNames(), top):
 		return updateStep{}, r.invalidUpdate("%s %q: %q is a key attribute and cannot change", a.kind, a.path, top)
+	case p.version != nil && top == p.version.name:
+		return updateStep{}, r.invalidUpdate("%s %q: %q is the item's version, which every update increases by one; use IfVersion to require a version", a.kind, a.path, top)
 	}
 	for _, st := range prev {
 		if pathsOverlap(st.path, a.path) {
