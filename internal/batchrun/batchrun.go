@@ -188,3 +188,16 @@ func (o Limits) retry(ctx context.Context, idx []int, send Send, stop <-chan str
 		}
 	}
 }
+
+// Pause waits the backoff before retry number attempt (0-based) of a
+// request that cannot be split, such as a transaction, or until ctx ends.
+func (o Limits) Pause(ctx context.Context, attempt int) error {
+	wait := time.NewTimer(o.delay(attempt))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
