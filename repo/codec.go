@@ -408,6 +408,9 @@ func (s *sealing) pendingSizes(i int) map[string]int {
 
 // itemSlots are the slots of item number i.
 func (s *sealing) itemSlots(i int) []slot {
+	if i >= len(s.first) { // nothing of item i was added
+		return nil
+	}
 	end := len(s.slots)
 	if i+1 < len(s.first) {
 		end = s.first[i+1]

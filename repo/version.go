@@ -88,7 +88,8 @@ func (vc *versionCheck) holds(m attrMap) bool {
 		return false
 	}
 	got, err := number.Canonical(n.Value)
-	return err == nil && got == strconv.FormatInt(vc.expected, 10)
+	want, _ := number.Canonical(strconv.FormatInt(vc.expected, 10))
+	return err == nil && got == want
 }
 
 // itemVersion returns the version of item, which Put expects stored.
