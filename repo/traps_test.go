@@ -151,11 +151,6 @@ func TestTrapEncTagOnPlainField(t *testing.T) {
 // 2. The roles `repo:"version"` and `repo:"ttl"` have no behaviour yet, so
 // New refuses them instead of accepting and ignoring them.
 
-type trapVersioned struct {
-	PK       string `dynamodbav:"pk" repo:"hash"`
-	Revision int64  `dynamodbav:"rev" repo:"version"`
-}
-
 type trapExpiringTime struct {
 	PK        string    `dynamodbav:"pk" repo:"hash"`
 	ExpiresAt time.Time `dynamodbav:"expires_at" repo:"ttl"`

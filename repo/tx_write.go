@@ -148,7 +148,9 @@ func (r *Repo[T]) txKeyOnly(op string, k Key, check *expression.ConditionBuilder
 		return nil, err
 	}
 	p.size = itemsize.Of(km)
-	p.build = func() (types.TransactWriteItem, error) { return keyOnlyItem(op, r.table, km, cond, onFailure(o, vc)), nil }
+	p.build = func() (types.TransactWriteItem, error) {
+		return keyOnlyItem(op, r.table, km, cond, onFailure(o, vc)), nil
+	}
 	return p, nil
 }
 
