@@ -112,14 +112,8 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // Items with a `repo:"version"` field are refused: a batch cannot check
 // versions (use Transact).
 func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
-	if v := r.plan.version; v != nil {
-		return fmt.Errorf("repo %s: BatchPut: %s is versioned (field %s): BatchWriteItem takes no condition, so it could overwrite newer versions; write versioned items with Put or Transact", r.table, r.plan.typ, v.goName)
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	db, err := r.db()
-	if err != nil {
+	db, err := r.batchPutClient(len(items))
+	if db == nil {
 		return err
 	}
 	ids := make([]string, len(items))
@@ -145,6 +139,18 @@ func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
 		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
 	}
 	return r.write(ctx, db, "BatchPut", func(i int) Key { return r.keyOf(items[i]) }, ids, sizes, reqs)
+}
+
+// batchPutClient is the client for a BatchPut of n items; nil when there
+// is nothing to do (n is 0) or BatchPut cannot be done (then err says why).
+func (r *Repo[T]) batchPutClient(n int) (API, error) {
+	if v := r.plan.version; v != nil {
+		return nil, fmt.Errorf("repo %s: BatchPut: %s is versioned (field %s): BatchWriteItem takes no condition, so it could overwrite newer versions; write versioned items with Put or Transact", r.table, r.plan.typ, v.goName)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return r.db()
 }
 
 // BatchDelete removes the items with keys, in requests of at most 25 keys,

@@ -107,13 +107,12 @@ func prepareWrites(ops []TxWrite) (string, []*txWriteOp, error) {
 	var token string
 	var out []*txWriteOp
 	seen := map[string]int{}
-	for _, w := range ops {
+	for i, w := range ops {
 		if w.prepare == nil {
-			if token != "" || w.token == "" {
+			if err := setToken(&token, w, i); err != nil {
 				releaseWrites(out)
-				return "", nil, errors.New("repo: transact: TxToken given twice, or empty")
+				return "", nil, err
 			}
-			token = w.token
 			continue
 		}
 		p, err := w.prepare()
@@ -131,6 +130,18 @@ func prepareWrites(ops []TxWrite) (string, []*txWriteOp, error) {
 		return "", nil, err
 	}
 	return token, out, nil
+}
+
+// setToken takes the token of w, argument i of Transact.
+func setToken(token *string, w TxWrite, i int) error {
+	switch {
+	case w.token == "":
+		return fmt.Errorf("repo: transact: argument %d is neither an operation made by a repository nor a TxToken", i)
+	case *token != "":
+		return errors.New("repo: transact: TxToken given twice")
+	}
+	*token = w.token
+	return nil
 }
 
 // checkTxItem checks that operation n is the only one of its item.

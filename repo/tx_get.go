@@ -114,15 +114,25 @@ func prepareReads(ops []TxRead) ([]*txReadOp, error) {
 		if err != nil {
 			return nil, err
 		}
-		if j, dup := seen[rd.id]; dup {
-			return nil, fmt.Errorf("repo: transact get: reads %d and %d both read item %s of %s; DynamoDB takes one operation per item: %w", j, i, rd.key, rd.table, ErrTxLimit)
+		if err := checkRead(rd, i, reads[0], seen); err != nil {
+			return nil, err
 		}
-		if i > 0 && rd.db != reads[0].db {
-			return nil, fmt.Errorf("repo: transact get: read %d (%s) uses another DynamoDB client than read 0; a transaction goes to one client", i, rd.table)
-		}
-		seen[rd.id], reads[i] = i, rd
+		reads[i] = rd
 	}
 	return reads, nil
+}
+
+// checkRead checks that read i is the only one of its item and goes to
+// the client of the first.
+func checkRead(rd *txReadOp, i int, first *txReadOp, seen map[string]int) error {
+	if j, dup := seen[rd.id]; dup {
+		return fmt.Errorf("repo: transact get: reads %d and %d both read item %s of %s; DynamoDB takes one operation per item: %w", j, i, rd.key, rd.table, ErrTxLimit)
+	}
+	if first != nil && rd.db != first.db {
+		return fmt.Errorf("repo: transact get: read %d (%s) uses another DynamoDB client than read 0; a transaction goes to one client", i, rd.table)
+	}
+	seen[rd.id] = i
+	return nil
 }
 
 func sendReads(ctx context.Context, reads []*txReadOp, in *dynamodb.TransactGetItemsInput) (*dynamodb.TransactGetItemsOutput, error) {

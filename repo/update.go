@@ -193,30 +193,41 @@ func (r *Repo[T]) prepareUpdate(k Key, u Update, o WriteOptions) (*preparedUpdat
 	if err != nil {
 		return nil, err
 	}
-	km, err := r.keyMap(k)
+	km, steps, seal, err := r.updateSteps(k, u)
 	if err != nil {
 		return nil, err
 	}
-	if len(u.actions) == 0 {
-		return nil, r.invalidUpdate("no changes")
-	}
-	steps, err := r.checkUpdate(u)
-	if err != nil {
-		return nil, err
-	}
-	seal, err := r.updateValues(km, steps)
-	if err != nil {
-		return nil, err
-	}
-	pu := &preparedUpdate{table: r.table, key: km, steps: steps, cond: cond, pins: r.pins(steps), vc: vc, o: o, seal: seal}
+	pu := &preparedUpdate{table: r.table, key: km, steps: r.withVersionStep(steps), cond: cond, pins: r.pins(steps), vc: vc, o: o, seal: seal}
 	if vc != nil && len(pu.pins) > 0 {
 		vc.alone = false
 	}
-	if r.plan.version != nil {
-		pu.steps = append(pu.steps, updateStep{updateAction: updateAction{kind: updateAdd, path: r.plan.version.name}, top: r.plan.version,
-			av: &types.AttributeValueMemberN{Value: "1"}})
-	}
 	return pu, nil
+}
+
+// updateSteps checks u against T and marshals the values it sets for the
+// item with key k, reserving the encrypted ones.
+func (r *Repo[T]) updateSteps(k Key, u Update) (attrMap, []updateStep, pendingSeal, error) {
+	km, err := r.keyMap(k)
+	if err != nil {
+		return nil, nil, pendingSeal{}, err
+	}
+	steps, err := r.checkUpdate(u)
+	if err != nil {
+		return nil, nil, pendingSeal{}, err
+	}
+	seal, err := r.updateValues(km, steps)
+	return km, steps, seal, err
+}
+
+// withVersionStep adds to the steps of an update of a versioned type the
+// step that increases the version, so that writers holding the item as it
+// was see that it changed.
+func (r *Repo[T]) withVersionStep(steps []updateStep) []updateStep {
+	if r.plan.version == nil {
+		return steps
+	}
+	return append(steps, updateStep{updateAction: updateAction{kind: updateAdd, path: r.plan.version.name}, top: r.plan.version,
+		av: &types.AttributeValueMemberN{Value: "1"}})
 }
 
 // expression builds the update's expressions, once its values are sealed.
@@ -431,6 +442,9 @@ func (r *Repo[T]) checkContextChanges(steps []updateStep) error {
 // checkUpdate checks every action's path against T and the actions an
 // encrypted attribute can take, before any value is touched.
 func (r *Repo[T]) checkUpdate(u Update) ([]updateStep, error) {
+	if len(u.actions) == 0 {
+		return nil, r.invalidUpdate("no changes")
+	}
 	steps := make([]updateStep, 0, len(u.actions))
 	for _, a := range u.actions {
 		st, err := r.checkAction(a, steps)

@@ -131,13 +131,22 @@ func (r *Repo[T]) putVersion(op string, item T, o WriteOptions) (*versionCheck, 
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case v != 0 && o.MustNotExist:
-		return nil, fmt.Errorf("repo %s: %s %s: IfNotExists with an item of version %d, which was read from the table", r.table, op, r.keyOf(item), v)
-	case v == 0 && o.MustExist:
-		return nil, fmt.Errorf("repo %s: %s %s: IfExists with an item of version 0, which is new", r.table, op, r.keyOf(item))
+	if err := r.checkExistence(op, item, v, o); err != nil {
+		return nil, err
 	}
 	return &versionCheck{name: r.plan.version.name, expected: v, alone: alone(o)}, nil
+}
+
+// checkExistence refuses existence options that contradict the version of
+// an item to Put: an item read from the table (version > 0) exists.
+func (r *Repo[T]) checkExistence(op string, item T, v int64, o WriteOptions) error {
+	switch {
+	case v != 0 && o.MustNotExist:
+		return fmt.Errorf("repo %s: %s %s: IfNotExists with an item of version %d, which was read from the table", r.table, op, r.keyOf(item), v)
+	case v == 0 && o.MustExist:
+		return fmt.Errorf("repo %s: %s %s: IfExists with an item of version 0, which is new", r.table, op, r.keyOf(item))
+	}
+	return nil
 }
 
 // optionVersion is what Update or Delete expects of the stored version:
