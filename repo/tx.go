@@ -251,11 +251,12 @@ func sendWrites(ctx context.Context, ops []*txWriteOp, in *dynamodb.TransactWrit
 		if err == nil {
 			return nil
 		}
+		reason := func(i int, r types.CancellationReason) TxReason { return ops[i].reason(ctx, r) }
 		if !retryable(err) {
-			return txError(ctx, "transact", err, func(i int, r types.CancellationReason) TxReason { return ops[i].reason(ctx, r) })
+			return txError("transact", len(ops), err, reason)
 		}
 		if werr := ops[0].wait.Pause(ctx, attempt); werr != nil {
-			return fmt.Errorf("repo: transact: %w", errors.Join(werr, txError(ctx, "transact", err, func(i int, r types.CancellationReason) TxReason { return ops[i].reason(ctx, r) })))
+			return fmt.Errorf("repo: transact: %w", errors.Join(werr, txError("transact", len(ops), err, reason)))
 		}
 	}
 }
@@ -287,13 +288,13 @@ func retryable(err error) bool {
 
 // txError turns a failed transaction into a *TxCanceledError when
 // DynamoDB cancelled it, with each operation's reason.
-func txError(ctx context.Context, op string, err error, reason func(int, types.CancellationReason) TxReason) error {
+func txError(op string, ops int, err error, reason func(int, types.CancellationReason) TxReason) error {
 	var tce *types.TransactionCanceledException
 	if !errors.As(err, &tce) {
 		return fmt.Errorf("repo: %s: %w", op, err)
 	}
 	e := &TxCanceledError{Op: op, Err: err}
-	for i, r := range tce.CancellationReasons {
+	for i, r := range tce.CancellationReasons[:min(len(tce.CancellationReasons), ops)] {
 		e.Reasons = append(e.Reasons, reason(i, r))
 	}
 	return e

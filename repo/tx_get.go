@@ -145,10 +145,10 @@ func sendReads(ctx context.Context, reads []*txReadOp, in *dynamodb.TransactGetI
 			return out, nil
 		}
 		if !retryable(err) {
-			return nil, txError(ctx, "transact get", err, reason)
+			return nil, txError("transact get", len(reads), err, reason)
 		}
 		if werr := reads[0].wait.Pause(ctx, attempt); werr != nil {
-			return nil, fmt.Errorf("repo: transact get: %w", errors.Join(werr, txError(ctx, "transact get", err, reason)))
+			return nil, fmt.Errorf("repo: transact get: %w", errors.Join(werr, txError("transact get", len(reads), err, reason)))
 		}
 	}
 }

@@ -75,13 +75,13 @@ func (r *Repo[T]) txUpdate(k Key, u Update, opts []WriteOption) (*txWriteOp, err
 		pu.seal.s.release()
 		return nil, err
 	}
-	p.seal, p.size = &pu.seal, pu.size()
+	p.seal, p.size = &pu.seal, pu.size(false)
 	p.build = func() (types.TransactWriteItem, error) {
 		e, err := pu.expression()
 		if err != nil {
 			return types.TransactWriteItem{}, err
 		}
-		p.size = pu.size()
+		p.size = pu.size(true)
 		return types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(r.table), Key: pu.key, UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
 			ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ReturnValuesOnConditionCheckFailure: onFailure(o, pu.vc),
@@ -91,10 +91,13 @@ func (r *Repo[T]) txUpdate(k Key, u Update, opts []WriteOption) (*txWriteOp, err
 }
 
 // size is what the update carries towards a transaction's 4 MB: the key
-// and the values it sets (sealed values at least their smallest size until
-// they are sealed).
-func (pu *preparedUpdate) size() int {
-	n := itemsize.Of(pu.key) + pu.seal.s.pendingSize(0)
+// and the values it sets, sealed values at their smallest until they are
+// sealed.
+func (pu *preparedUpdate) size(sealed bool) int {
+	n := itemsize.Of(pu.key)
+	if !sealed {
+		n += pu.seal.s.pendingSize(0)
+	}
 	for _, st := range pu.steps {
 		if st.av != nil {
 			n += len(st.path) + itemsize.Value(st.av)
