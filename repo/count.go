@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-const countKnobs = knobFilter | knobIndex
+const countKnobs = knobFilter | knobIndex | knobSkipExpired
 
 // countPage counts one page of a count after start and returns where the
 // next page starts.
@@ -63,7 +63,7 @@ func (r *Repo[T]) ScanCount(ctx context.Context, opts ...ReadOption) (int64, err
 // key condition (hasKey) and the filters. A scan without filters has none.
 func (r *Repo[T]) countRequest(op string, b expression.Builder, hasKey bool, opts []ReadOption) (ReadOptions, expression.Expression, API, error) {
 	var e expression.Expression
-	o, err := readOptions(op, countKnobs, opts)
+	o, _, err := r.reading(op, countKnobs, opts)
 	if err != nil {
 		return o, e, nil, err
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	Mode *enc.Mode
 	// Batch tunes BatchGet, BatchPut and BatchDelete.
 	Batch BatchOptions
+	// IndexProjections say what the indexes T declares copy from the
+	// table; see WithIndexProjection.
+	IndexProjections []IndexProjection
 }
 
 // Option changes [Options].
@@ -112,7 +115,7 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	p, err := compile(t, o.Registry, o.Mode)
+	p, err := compile(t, o.Registry, o.Mode, o.IndexProjections)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +193,7 @@ func (r *Repo[T]) marshalItems(ctx context.Context, op string, items []T, check 
 		if err != nil {
 			return nil, nil, r.itemFailed(op, r.keyOf(items[i]), err)
 		}
+		r.plan.stampTTL(m, v)
 		out[i], sizes[i] = m, itemsize.Of(m)
 		if least := sizes[i] + s.pendingSize(i); least > maxItemBytes {
 			return nil, nil, r.tooLarge(op, r.keyOf(items[i]), m, least, s.pendingSizes(i))

@@ -17,7 +17,7 @@ import (
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
-const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments | knobProject
+const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments | knobProject | knobSkipExpired
 
 // maxSegments is DynamoDB's largest TotalSegments.
 const maxSegments = 1_000_000
@@ -82,7 +82,7 @@ type scan struct {
 }
 
 func (r *Repo[T]) newScan(op string, opts []ReadOption, forPage bool) (*scan, error) {
-	o, err := readOptions(op, scanKnobs, opts)
+	o, _, err := r.reading(op, scanKnobs, opts)
 	if err != nil {
 		return nil, err
 	}
