@@ -138,8 +138,10 @@ func (p *plan) expired(m attrMap, e expiry) bool {
 // now, the same test as expired, so that counts agree with reads.
 func (p *plan) notExpired(now time.Time) expression.ConditionBuilder {
 	ttl := expression.Name(p.ttl.name)
-	return expression.Or(ttl.AttributeNotExists(), ttl.GreaterThan(expression.Value(now.Unix())),
-		expression.Not(ttl.AttributeType(expression.Number)))
+	// The comparison comes last: some emulators fail on comparing a string
+	// with a number rather than finding it false as DynamoDB does.
+	return expression.Or(ttl.AttributeNotExists(), expression.Not(ttl.AttributeType(expression.Number)),
+		ttl.GreaterThan(expression.Value(now.Unix())))
 }
 
 // reading applies a read's options (see readOptions) and SkipExpired: for
