@@ -18,8 +18,9 @@ type countPage func(ctx context.Context, start attrMap) (int32, attrMap, error)
 
 // QueryCount counts the items Query would return, without reading them:
 // DynamoDB counts (Select COUNT) and nothing is opened, so it makes no KMS
-// call. It takes Filter, Index and ConsistentRead, and follows DynamoDB's
-// pages (1 MB of items evaluated each) to the end.
+// call. It takes Filter, Index, ConsistentRead and SkipExpired (the filter
+// Query would send, so the count agrees), and follows DynamoDB's pages (1 MB
+// of items evaluated each) to the end.
 func (r *Repo[T]) QueryCount(ctx context.Context, key expression.KeyConditionBuilder, opts ...ReadOption) (int64, error) {
 	const op = "query count"
 	if !key.IsSet() {

@@ -29,8 +29,8 @@ const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject 
 //	}
 //
 // It takes Filter, Project, Index, Descending, ConsistentRead, Limit (items
-// returned in all) and PageSize (items DynamoDB evaluates per request; it
-// counts them before the filter). Nothing is requested until the range
+// returned in all), PageSize (items DynamoDB evaluates per request; it
+// counts them before the filter) and SkipExpired (a filter too). Nothing is requested until the range
 // starts, pages are requested as the loop needs them, and none after it
 // breaks. Each range runs the query anew.
 //
