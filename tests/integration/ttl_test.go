@@ -34,7 +34,9 @@ func sessions(t *testing.T, f *fixture) *repo.Repo[Session] {
 	return dynotest.Table[Session](t, f.env, repo.WithRegistry(f.reg))
 }
 
-func pkKey(pk string) map[string]types.AttributeValue { return map[string]types.AttributeValue{"pk": s(pk)} }
+func pkKey(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": s(pk)}
+}
 
 // Every write path stores the ttl field as a number of Unix seconds, and
 // the zero time as no attribute; reads bring the time back.
