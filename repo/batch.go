@@ -214,8 +214,9 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 
 // BatchGet reads the items with keys and returns those that exist, in the
 // order of keys; keys without an item are simply absent from the result. It
-// takes ConsistentRead and Project (the key attributes are always returned,
-// to match items to keys).
+// takes ConsistentRead, Project (the key attributes are always returned,
+// to match items to keys) and SkipExpired (expired items count as missing
+// and are not opened).
 //
 // Keys are sent in requests of at most 100, at most Concurrency at once;
 // keys DynamoDB leaves unprocessed (e.g. past its 16 MB response limit) are
@@ -230,7 +231,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 // first) are left out too and named in the *BatchError, whose Err joins an
 // *ItemError for each; the items that opened are returned.
 func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
-	o, err := readOptions("BatchGet", knobProject, opts)
+	o, now, err := r.reading("BatchGet", knobProject|knobSkipExpired, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +254,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	}
 	request := types.KeysAndAttributes{ConsistentRead: aws.Bool(o.ConsistentRead)}
 	// The key attributes always come back, to match items to keys.
-	if request.ProjectionExpression, request.ExpressionAttributeNames, err = r.projectionOnly("BatchGet", o.Projection, r.plan.keyNames()); err != nil {
+	if request.ProjectionExpression, request.ExpressionAttributeNames, err = r.projectionOnly("BatchGet", o.Projection, r.plan.readTTL(now, r.plan.keyNames())); err != nil {
 		return nil, err
 	}
 
@@ -263,7 +264,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 		return r.batchGetRequest(ctx, db, request, keyMaps, ids, idx, found)
 	}
 	left, cause := batchrun.Run(ctx, r.batch.limits(), batchrun.Chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
-	items, unopened, failed := r.openFound(ctx, found)
+	items, unopened, failed := r.openFound(ctx, found, now)
 	left = append(left, unopened...)
 	cause = joinErrors([]error{cause, failed})
 	if len(left) > 0 {
@@ -298,11 +299,12 @@ func (r *Repo[T]) batchGetRequest(ctx context.Context, db API, request types.Key
 
 // openFound opens the items BatchGet read, in the order of its keys, and
 // returns those that opened, the positions of those that did not and why.
-func (r *Repo[T]) openFound(ctx context.Context, found []attrMap) (items []T, unopened []int, why error) {
+// Items expired at now count as missing, and are not opened.
+func (r *Repo[T]) openFound(ctx context.Context, found []attrMap, now expiry) (items []T, unopened []int, why error) {
 	var raw []attrMap
 	var read []int
 	for i, m := range found {
-		if m != nil {
+		if m != nil && !r.plan.expired(m, now) {
 			raw = append(raw, m)
 			read = append(read, i)
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-const countKnobs = knobFilter | knobIndex
+const countKnobs = knobFilter | knobIndex | knobSkipExpired
 
 // countPage counts one page of a count after start and returns where the
 // next page starts.
@@ -18,8 +18,9 @@ type countPage func(ctx context.Context, start attrMap) (int32, attrMap, error)
 
 // QueryCount counts the items Query would return, without reading them:
 // DynamoDB counts (Select COUNT) and nothing is opened, so it makes no KMS
-// call. It takes Filter, Index and ConsistentRead, and follows DynamoDB's
-// pages (1 MB of items evaluated each) to the end.
+// call. It takes Filter, Index, ConsistentRead and SkipExpired (the filter
+// Query would send, so the count agrees), and follows DynamoDB's pages (1 MB
+// of items evaluated each) to the end.
 func (r *Repo[T]) QueryCount(ctx context.Context, key expression.KeyConditionBuilder, opts ...ReadOption) (int64, error) {
 	const op = "query count"
 	if !key.IsSet() {
@@ -63,7 +64,7 @@ func (r *Repo[T]) ScanCount(ctx context.Context, opts ...ReadOption) (int64, err
 // key condition (hasKey) and the filters. A scan without filters has none.
 func (r *Repo[T]) countRequest(op string, b expression.Builder, hasKey bool, opts []ReadOption) (ReadOptions, expression.Expression, API, error) {
 	var e expression.Expression
-	o, err := readOptions(op, countKnobs, opts)
+	o, _, err := r.reading(op, countKnobs, opts)
 	if err != nil {
 		return o, e, nil, err
 	}

@@ -78,10 +78,11 @@ func (r *Repo[T]) tooLarge(op string, k Key, m attrMap, size int, more map[strin
 
 // Get reads the item with key k and opens its encrypted fields. A missing
 // item gives ErrNotFound; one that cannot be opened an *ItemError naming
-// the attribute. It takes ConsistentRead and Project.
+// the attribute. It takes ConsistentRead, Project and SkipExpired (an
+// expired item is not opened and gives ErrNotFound).
 func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
 	var zero T
-	o, err := readOptions("Get", knobProject, opts)
+	o, now, err := r.reading("Get", knobProject|knobSkipExpired, opts)
 	if err != nil {
 		return zero, err
 	}
@@ -89,23 +90,33 @@ func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error)
 	if err != nil {
 		return zero, err
 	}
-	km, err := r.keyMap(k)
+	in, err := r.getInput(k, o, now)
 	if err != nil {
-		return zero, err
-	}
-	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
-	if in.ProjectionExpression, in.ExpressionAttributeNames, err = r.projectionOnly("get", o.Projection, nil); err != nil {
 		return zero, err
 	}
 	out, err := db.GetItem(ctx, in)
 	if err != nil {
 		return zero, fmt.Errorf("repo %s: get: %w", r.table, err)
 	}
-	if out.Item == nil {
+	if out.Item == nil || r.plan.expired(out.Item, now) {
 		return zero, fmt.Errorf("repo %s: get %s: %w", r.table, k, ErrNotFound)
 	}
 	items, errs := r.openItems(ctx, r.encryptor, "get", []attrMap{out.Item}, false)
 	return items[0], errs[0]
+}
+
+// getInput is Get's request; a projection brings the ttl attribute along
+// when expired items are to be told apart (now is not zero).
+func (r *Repo[T]) getInput(k Key, o ReadOptions, now expiry) (*dynamodb.GetItemInput, error) {
+	km, err := r.keyMap(k)
+	if err != nil {
+		return nil, err
+	}
+	in := &dynamodb.GetItemInput{TableName: aws.String(r.table), Key: km, ConsistentRead: aws.Bool(o.ConsistentRead)}
+	if in.ProjectionExpression, in.ExpressionAttributeNames, err = r.projectionOnly("get", o.Projection, r.plan.readTTL(now, nil)); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 // Delete removes the item with key k. Deleting a missing item is not an

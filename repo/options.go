@@ -154,6 +154,9 @@ type ReadOptions struct {
 	// set with [Segment] (Scan, ScanPage).
 	Segment    int
 	oneSegment bool
+	// SkipExpired leaves out items whose `repo:"ttl"` time has passed but
+	// that DynamoDB has not deleted yet (every read but Unmarshal).
+	SkipExpired bool
 }
 
 // ReadOption changes [ReadOptions].
@@ -194,6 +197,14 @@ func Segment(i, total int) ReadOption {
 	return func(o *ReadOptions) { o.Segment, o.Segments, o.oneSegment = i, total, true }
 }
 
+// SkipExpired treats items whose `repo:"ttl"` time has passed (at the
+// call) as absent, although DynamoDB, which deletes them only within a few
+// days, still holds them: Get gives ErrNotFound, BatchGet leaves them out,
+// and queries, scans and counts filter them out on the server. Expired
+// items are never opened, so they cost no KMS call. A repository whose item
+// type has no ttl field refuses it.
+func SkipExpired() ReadOption { return func(o *ReadOptions) { o.SkipExpired = true } }
+
 // readOptions applies opts and rejects the knobs op does not take.
 func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, error) {
 	var o ReadOptions
@@ -212,6 +223,7 @@ func readOptions(op string, allowed readKnobs, opts []ReadOption) (ReadOptions, 
 		{o.PageSize != 0, knobLimit, "a page size"},
 		{o.Segments != 0 || o.oneSegment, knobSegments, "segments"},
 		{len(o.Projection) > 0, knobProject, "a projection"},
+		{o.SkipExpired, knobSkipExpired, "SkipExpired"},
 	} {
 		if k.set && allowed&k.knob == 0 {
 			return o, fmt.Errorf("repo: %s does not take %s", op, k.name)
@@ -232,6 +244,7 @@ const (
 	knobLimit
 	knobSegments
 	knobProject
+	knobSkipExpired
 )
 
 // and combines conditions into one; ok is false when there are none.

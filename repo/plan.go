@@ -41,6 +41,8 @@ type plan struct {
 	// sealedWith maps an attribute that specs take encryption context from
 	// to the top-level attributes holding values sealed with it.
 	sealedWith map[string][]string
+	// indexes are the secondary indexes T declares, by name.
+	indexes []*index
 }
 
 // nodeKind is the shape of one step down to encrypted values.
@@ -99,7 +101,7 @@ type planner struct {
 	nodes    map[reflect.Type]*structNode
 }
 
-func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode) (*plan, error) {
+func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode, projections []IndexProjection) (*plan, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("repo: item type %s is not a struct", t)
 	}
@@ -116,6 +118,9 @@ func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode) (*plan, err
 		return nil, err
 	}
 	if err := c.context(); err != nil {
+		return nil, err
+	}
+	if err := c.indexes(projections); err != nil {
 		return nil, err
 	}
 	return c.p, nil

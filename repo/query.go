@@ -14,7 +14,7 @@ import (
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
-const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject
+const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject | knobSkipExpired
 
 // Query reads the items whose primary key (or, with Index, index key)
 // matches key, in sort-key order, and opens their encrypted fields one page
@@ -29,8 +29,8 @@ const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject
 //	}
 //
 // It takes Filter, Project, Index, Descending, ConsistentRead, Limit (items
-// returned in all) and PageSize (items DynamoDB evaluates per request; it
-// counts them before the filter). Nothing is requested until the range
+// returned in all), PageSize (items DynamoDB evaluates per request; it
+// counts them before the filter) and SkipExpired (a filter too). Nothing is requested until the range
 // starts, pages are requested as the loop needs them, and none after it
 // breaks. Each range runs the query anew.
 //
@@ -71,7 +71,7 @@ func (r *Repo[T]) QueryPage(ctx context.Context, key expression.KeyConditionBuil
 }
 
 func (r *Repo[T]) queryReader(op string, key expression.KeyConditionBuilder, opts []ReadOption, forPage bool) (*reader, error) {
-	o, err := readOptions(op, queryKnobs, opts)
+	o, _, err := r.reading(op, queryKnobs, opts)
 	if err != nil {
 		return nil, err
 	}

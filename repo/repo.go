@@ -54,6 +54,9 @@ type Options struct {
 	Mode *enc.Mode
 	// Batch tunes BatchGet, BatchPut and BatchDelete.
 	Batch BatchOptions
+	// IndexProjections say what the indexes T declares copy from the
+	// table; see WithIndexProjection.
+	IndexProjections []IndexProjection
 }
 
 // Option changes [Options].
@@ -112,7 +115,7 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if o.Mode != nil && (*o.Mode < enc.ReadWrite || *o.Mode > enc.ReadOnly) {
 		return nil, fmt.Errorf("repo: unknown mode %d", int(*o.Mode))
 	}
-	p, err := compile(t, o.Registry, o.Mode)
+	p, err := compile(t, o.Registry, o.Mode, o.IndexProjections)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +229,7 @@ func (r *Repo[T]) reserveItem(op string, s *sealing, i int, item *T, check func(
 	if err != nil {
 		return nil, r.itemFailed(op, r.keyOf(*item), err)
 	}
+	r.plan.stampTTL(m, v)
 	if check != nil {
 		if err := check(i, m); err != nil {
 			return nil, err

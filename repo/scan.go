@@ -17,7 +17,7 @@ import (
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
 
-const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments | knobProject
+const scanKnobs = knobFilter | knobIndex | knobLimit | knobSegments | knobProject | knobSkipExpired
 
 // maxSegments is DynamoDB's largest TotalSegments.
 const maxSegments = 1_000_000
@@ -31,8 +31,8 @@ const parallelScanWorkers = 16
 // their encrypted fields one page at a time. As with Query, each distinct
 // data key is decrypted once per range, across pages and segments.
 //
-// It takes Filter, Project, Index, ConsistentRead, Limit, PageSize and
-// Segments(n), which reads n segments concurrently (at most 16 at once) and
+// It takes Filter, Project, Index, ConsistentRead, Limit, PageSize,
+// SkipExpired and Segments(n), which reads n segments concurrently (at most 16 at once) and
 // yields every item exactly once, in no particular order; the segments share
 // Limit, so they stop asking once enough items are on their way and open
 // only the items returned. Segment(i, n) reads only segment i. Like Query it
@@ -82,7 +82,7 @@ type scan struct {
 }
 
 func (r *Repo[T]) newScan(op string, opts []ReadOption, forPage bool) (*scan, error) {
-	o, err := readOptions(op, scanKnobs, opts)
+	o, _, err := r.reading(op, scanKnobs, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// CreateTable creates the repository's table with on-demand billing and the
-// key schema of T, and waits until it is active. Change the request with fns
-// (e.g. to add indexes).
+// CreateTable creates the repository's table with on-demand billing, the
+// key schema of T and the secondary indexes T declares (`repo:"gsi:..."`,
+// `repo:"lsi:..."`, projected as WithIndexProjection says), and waits until
+// it is active. fns change the request last, e.g. to set provisioned
+// throughput or stream settings.
+//
+// It is meant for tests, local development and tools: production tables
+// are better kept with the rest of the infrastructure (CloudFormation,
+// Terraform, CDK).
 func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateTableInput)) error {
 	db, err := r.db()
 	if err != nil {
@@ -23,20 +29,8 @@ func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateT
 		TableName:   aws.String(r.table),
 		BillingMode: types.BillingModePayPerRequest,
 	}
-	for _, k := range []*attr{r.plan.hash, r.plan.rng} {
-		if k == nil {
-			continue
-		}
-		at, err := attributeType(k)
-		if err != nil {
-			return fmt.Errorf("repo %s: key %s: %w", r.table, k.name, err)
-		}
-		kt := types.KeyTypeHash
-		if k == r.plan.rng {
-			kt = types.KeyTypeRange
-		}
-		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.name), KeyType: kt})
-		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(k.name), AttributeType: at})
+	if err := r.plan.tableSchema(in); err != nil {
+		return fmt.Errorf("repo %s: create table: %w", r.table, err)
 	}
 	for _, fn := range fns {
 		fn(in)
@@ -45,11 +39,51 @@ func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateT
 		return fmt.Errorf("repo %s: create table: %w", r.table, err)
 	}
 	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
-		o.MinDelay = 100 * time.Millisecond
-		o.MaxDelay = 2 * time.Second
+		o.MinDelay, o.MaxDelay = tablePollMin, tablePollMax
 	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.table)}, 2*time.Minute); err != nil {
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.table)}, tableWait); err != nil {
 		return fmt.Errorf("repo %s: wait for table: %w", r.table, err)
+	}
+	return nil
+}
+
+// The waits for a table to appear or go: short polls, as local emulators
+// answer at once and tests should not sleep for DynamoDB's default 20 s.
+const (
+	tablePollMin = 100 * time.Millisecond
+	tablePollMax = 2 * time.Second
+	tableWait    = 2 * time.Minute
+)
+
+// DescribeTable returns DynamoDB's description of the table: its status,
+// key schema, indexes, item count and so on.
+func (r *Repo[T]) DescribeTable(ctx context.Context) (*types.TableDescription, error) {
+	db, err := r.db()
+	if err != nil {
+		return nil, err
+	}
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.table)})
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: describe table: %w", r.table, err)
+	}
+	return out.Table, nil
+}
+
+// DeleteTable deletes the table with every item in it and waits until it
+// is gone. Like CreateTable, it is meant for tests and tools.
+func (r *Repo[T]) DeleteTable(ctx context.Context) error {
+	db, err := r.db()
+	if err != nil {
+		return err
+	}
+	if _, err := db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(r.table)}); err != nil {
+		return fmt.Errorf("repo %s: delete table: %w", r.table, err)
+	}
+	w := dynamodb.NewTableNotExistsWaiter(db, func(o *dynamodb.TableNotExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = tablePollMin, tablePollMax
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.table)}, tableWait); err != nil {
+		return fmt.Errorf("repo %s: wait for table deletion: %w", r.table, err)
 	}
 	return nil
 }

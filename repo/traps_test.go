@@ -148,8 +148,9 @@ func TestTrapEncTagOnPlainField(t *testing.T) {
 	}
 }
 
-// 2. The roles `repo:"version"` and `repo:"ttl"` have no behaviour yet, so
-// New refuses them instead of accepting and ignoring them.
+// 2. The roles `repo:"version"` and `repo:"ttl"` once had no behaviour and
+// were refused; now they are built (version: version_test.go, TxPut in
+// tx_test.go; ttl: below and ttl_test.go).
 
 type trapExpiringTime struct {
 	PK        string    `dynamodbav:"pk" repo:"hash"`
@@ -161,22 +162,45 @@ type trapExpiringUnix struct {
 	Deadline int64  `dynamodbav:"deadline" repo:"ttl"`
 }
 
-func TestTrapUnbuiltRoles(t *testing.T) {
-	for _, c := range []struct {
-		name, goName, role string
-		newRepo            func(*testing.T) error
-	}{
-		{"ttl time.Time", "ExpiresAt", "ttl", trapNew[trapExpiringTime]},
-		{"ttl int64", "Deadline", "ttl", trapNew[trapExpiringUnix]},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			err := c.newRepo(t)
-			if err == nil {
-				t.Fatalf("New accepted `repo:%q` on %s, a role with no behaviour", c.role, c.goName)
-			}
-			trapRequireText(t, err, c.goName, c.role)
-		})
+// The ttl role is built: the field is stored as a number of Unix seconds,
+// which is what DynamoDB's TTL reads (attributevalue alone would store a
+// time.Time as an RFC 3339 string, which DynamoDB never expires).
+func TestTrapTTLRoleStoresUnixSeconds(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	check := func(t *testing.T, db *trapDB, attr string) {
+		t.Helper()
+		got := db.get(trapKey("u1"))[attr]
+		if n, ok := got.(*types.AttributeValueMemberN); !ok || n.Value != fmt.Sprint(at.Unix()) {
+			t.Fatalf("%s stored as %s, want the number %d", attr, describeAV(got), at.Unix())
+		}
 	}
+	t.Run("ttl time.Time", func(t *testing.T) {
+		db := newTrapDB("trap_items", "pk")
+		r, err := repo.New[trapExpiringTime]("trap_items", repo.WithRegistry(trapRegistry(t)), repo.WithEncryptor(enc.New(enctest.New())), repo.WithClient(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Put(ctx, trapExpiringTime{PK: "u1", ExpiresAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, db, "expires_at")
+		got, err := r.Get(ctx, repo.Key{Hash: "u1"})
+		if err != nil || !got.ExpiresAt.Equal(at) {
+			t.Fatalf("Get = %v, %v; want ExpiresAt %v", got.ExpiresAt, err, at)
+		}
+	})
+	t.Run("ttl int64", func(t *testing.T) {
+		db := newTrapDB("trap_items", "pk")
+		r, err := repo.New[trapExpiringUnix]("trap_items", repo.WithRegistry(trapRegistry(t)), repo.WithEncryptor(enc.New(enctest.New())), repo.WithClient(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Put(ctx, trapExpiringUnix{PK: "u1", Deadline: at.Unix()}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, db, "deadline")
+	})
 }
 
 // 3. Several Filter options all apply: DynamoDB gets them joined with AND.

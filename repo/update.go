@@ -335,6 +335,7 @@ func (r *Repo[T]) updateValue(s *sealing, st *updateStep) error {
 	if err != nil {
 		return r.invalidUpdate("%s %q: marshal: %w", st.kind, st.path, err)
 	}
+	r.plan.stampUpdate(st, m, w)
 	if st.av = m[st.top.name]; st.av == nil && st.kind == updateSet {
 		// An omitempty field with an empty value: Set removes the
 		// attribute, leaving the item as Put would leave it.

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/dynoseal/dynoseal/enc"
@@ -33,8 +32,8 @@ import (
 
 type Order struct {
 	Customer string                  `dynamodbav:"customer" repo:"hash"`
-	Number   int                     `dynamodbav:"number" repo:"range"`
-	Status   string                  `dynamodbav:"status"`
+	Number   int                     `dynamodbav:"number" repo:"range,gsi:by-status:range"`
+	Status   string                  `dynamodbav:"status" repo:"gsi:by-status:hash"`
 	Cents    int                     `dynamodbav:"cents"`
 	Card     field.Encrypted[string] `dynamodbav:"card" enc:"pii"`
 }
@@ -68,11 +67,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := orders.CreateTable(ctx, byStatusIndex); err != nil {
+	// The table and its by-status index come from Order's tags.
+	if err := orders.CreateTable(ctx); err != nil {
 		return err
 	}
 	defer func() {
-		if _, err := db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(orders.Table())}); err != nil {
+		if err := orders.DeleteTable(ctx); err != nil {
 			log.Printf("delete table: %v", err)
 		}
 	}()
@@ -100,21 +100,6 @@ func run(ctx context.Context) error {
 	}
 	fmt.Printf("  %s\n\n", kmsCalls())
 	return guarded(ctx, orders)
-}
-
-// byStatusIndex adds a global secondary index on (status, number).
-func byStatusIndex(in *dynamodb.CreateTableInput) {
-	in.AttributeDefinitions = append(in.AttributeDefinitions, dbtypes.AttributeDefinition{
-		AttributeName: aws.String("status"), AttributeType: dbtypes.ScalarAttributeTypeS,
-	})
-	in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, dbtypes.GlobalSecondaryIndex{
-		IndexName: aws.String("by-status"),
-		KeySchema: []dbtypes.KeySchemaElement{
-			{AttributeName: aws.String("status"), KeyType: dbtypes.KeyTypeHash},
-			{AttributeName: aws.String("number"), KeyType: dbtypes.KeyTypeRange},
-		},
-		Projection: &dbtypes.Projection{ProjectionType: dbtypes.ProjectionTypeAll},
-	})
 }
 
 // seed writes all orders in one BatchPut, so they share one data key and a
