@@ -27,6 +27,14 @@ var (
 	// ErrItemContext: the encryption context a spec takes from the item
 	// (Spec.ContextFrom) could not be had, e.g. the attribute is missing.
 	ErrItemContext = errors.New("cannot take encryption context from the item")
+	// ErrUnsealed: a stored value is not sealed (plaintext, another type,
+	// NULL) under a spec with RequireSealed.
+	ErrUnsealed = errors.New("stored value is not sealed, and the spec requires it")
+	// ErrVersionTooOld: a stored envelope is older than the spec's MinVersion.
+	ErrVersionTooOld = errors.New("envelope version below the spec's MinVersion")
+	// ErrKeyNotAllowed: a stored value was sealed under a KMS key that is
+	// neither the spec's KeyID nor one of its PreviousKeyIDs.
+	ErrKeyNotAllowed = errors.New("value sealed under a key that is neither the spec's current nor a previous key")
 )
 
 // Op names the step that failed in an [Error].

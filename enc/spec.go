@@ -3,6 +3,7 @@ package enc
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -61,6 +62,18 @@ type Spec struct {
 	// [Binding]). Values of either version are opened under any setting, so
 	// a spec can move to version 2 while version-1 values remain.
 	Version byte
+	// PreviousKeyIDs are keys that values stored earlier may be sealed
+	// under, e.g. before a rotation: opening accepts them (with one Decrypt
+	// per distinct data key, as for KeyID), sealing never uses them.
+	PreviousKeyIDs []string
+	// RequireSealed makes a stored value that is not sealed (a plaintext
+	// string, another type, NULL) fail to load instead of loading as the
+	// value. Turn it on once every stored value is sealed.
+	RequireSealed bool
+	// MinVersion makes envelopes of an older version fail to open: 2 after
+	// a move to version 2, so that a version-1 value copied into the table
+	// does not open. 0 accepts every version.
+	MinVersion byte
 }
 
 // Validate reports a spec that can never work.
@@ -73,6 +86,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Version > Version2 {
 		return fmt.Errorf("spec for key %s has unknown envelope version %d", s.KeyID, s.Version)
+	}
+	if err := s.validateLifecycle(); err != nil {
+		return err
 	}
 	for k, attr := range s.ContextFrom {
 		switch {
@@ -101,6 +117,7 @@ func (s Spec) sealVersion() byte {
 func (s Spec) clone() Spec {
 	s.Context = maps.Clone(s.Context)
 	s.ContextFrom = maps.Clone(s.ContextFrom)
+	s.PreviousKeyIDs = slices.Clone(s.PreviousKeyIDs)
 	return s
 }
 
@@ -156,3 +173,23 @@ func Register(name string, s Spec) error { return Default.Register(name, s) }
 
 // MustRegister adds a spec to [Default] and panics on error.
 func MustRegister(name string, s Spec) { Default.MustRegister(name, s) }
+
+// validateLifecycle checks the fields that say which stored values are
+// still accepted.
+func (s Spec) validateLifecycle() error {
+	if s.MinVersion > Version2 {
+		return fmt.Errorf("spec for key %s has unknown MinVersion %d", s.KeyID, s.MinVersion)
+	}
+	if s.MinVersion > s.sealVersion() {
+		return fmt.Errorf("spec for key %s: MinVersion %d is above the version it seals, %d, so its own values would not open", s.KeyID, s.MinVersion, s.sealVersion())
+	}
+	for i, id := range s.PreviousKeyIDs {
+		switch {
+		case strings.TrimSpace(id) == "":
+			return fmt.Errorf("spec for key %s: PreviousKeyIDs[%d] is empty", s.KeyID, i)
+		case id == s.KeyID || slices.Index(s.PreviousKeyIDs, id) < i:
+			return fmt.Errorf("spec for key %s: PreviousKeyIDs names %s twice or as the current key", s.KeyID, id)
+		}
+	}
+	return nil
+}
