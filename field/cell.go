@@ -103,7 +103,15 @@ func (c *seam[T]) Opened(plaintext []byte) error {
 }
 
 func (c *seam[T]) OpenFailed(err error) {
-	c.update(func(s *state[T]) { s.openErr = err })
+	c.update(func(s *state[T]) {
+		if s.pending && s.sealed == nil {
+			// A plaintext loaded where only sealed values are accepted: it
+			// must be neither used nor written back.
+			s.value, s.hasValue, s.pending, s.loadErr = nil, false, false, err
+			return
+		}
+		s.openErr = err
+	})
 }
 
 func (c *seam[T]) Origin() string {

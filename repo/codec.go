@@ -553,6 +553,7 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		}
 		stored, ok := fd.cell.Stored()
 		if !ok {
+			o.checkPlaintext(i, fd)
 			return nil
 		}
 		// enc decides whether the value needs its key and context, after
@@ -570,6 +571,20 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		return nil
 	}}
 	_ = w.walkStruct(v, root, "", "") // visit never fails
+}
+
+// checkPlaintext fails a value loaded from plaintext when its spec
+// requires sealed values. For items returned by writes (lenient), which
+// never fail, the value stays unusable: its Value gives the reason.
+func (o *opening) checkPlaintext(i int, fd found) {
+	if !fd.spec.RequireSealed {
+		return
+	}
+	if _, legacy, _ := fd.cell.Pending(); legacy {
+		err := enc.OpenRequest{Spec: *fd.spec, Attribute: fd.path}.Fail(fmt.Errorf("%w: found a value that is not sealed", enc.ErrUnsealed))
+		fd.cell.OpenFailed(err)
+		o.fail(i, err)
+	}
 }
 
 // openings keeps the scratch slices of finished reads for the next ones.

@@ -38,6 +38,9 @@ type plan struct {
 	// version is the field of `repo:"version"` (optimistic locking), ttl
 	// the field of `repo:"ttl"`; nil when T has none.
 	version, ttl *attr
+	// requireSealed says some spec of T has RequireSealed, so reads check
+	// the stored form of its values.
+	requireSealed bool
 	// sealedWith maps an attribute that specs take encryption context from
 	// to the top-level attributes holding values sealed with it.
 	sealedWith map[string][]string
@@ -60,10 +63,11 @@ const (
 // node is a compiled step from a value to the encrypted values it holds.
 type node struct {
 	kind     nodeKind
-	elem     *node       // pointer, slice, array, map
-	strc     *structNode // struct
-	spec     enc.Spec    // cell
-	specName string      // cell
+	elem     *node        // pointer, slice, array, map
+	strc     *structNode  // struct
+	spec     enc.Spec     // cell
+	specName string       // cell
+	typ      reflect.Type // cell: the field.Encrypted type
 }
 
 // structNode is a struct type's fields that hold encrypted values.
@@ -186,6 +190,7 @@ func (c *planner) field(f *attr) (*node, error) {
 	for leaf := n; ; leaf = leaf.elem {
 		if leaf.kind == cellKind {
 			leaf.spec, leaf.specName = spec, specName
+			c.p.requireSealed = c.p.requireSealed || spec.RequireSealed
 			break
 		}
 	}
@@ -220,7 +225,7 @@ func (c *planner) nodeOf(t reflect.Type) (n *node, direct bool, err error) {
 	defer func() { c.p.holds[t] = n != nil }()
 	if cell.Is(t) {
 		c.p.cells[t] = true
-		return &node{kind: cellKind}, true, nil
+		return &node{kind: cellKind, typ: t}, true, nil
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:

@@ -279,6 +279,10 @@ func (r *Repo[T]) openItems(ctx context.Context, by valueOpener, op string, raw 
 	defer o.release()
 	dec := attributevalue.NewDecoder()
 	for i, m := range raw {
+		if err := r.plan.checkSealed(m); err != nil && !lenient {
+			o.failed[i] = err
+			continue
+		}
 		if err := dec.Decode(&types.AttributeValueMemberM{Value: m}, &items[i]); err != nil {
 			o.failed[i] = err
 			continue

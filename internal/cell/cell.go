@@ -31,7 +31,8 @@ type Cell interface {
 	Reserve(av *types.AttributeValueMemberS)
 	// Opened records the plaintext of the stored value.
 	Opened(plaintext []byte) error
-	// OpenFailed makes Value fail with err; the value stays sealed.
+	// OpenFailed makes Value fail with err; the value stays sealed. A
+	// plaintext loaded (legacy) is dropped and cannot be written back.
 	OpenFailed(err error)
 	// Origin is what SetOrigin recorded: what the loaded sealed value is
 	// tied to (see enc.BoundTo), "" for nothing.
