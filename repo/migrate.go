@@ -1,0 +1,237 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/internal/pace"
+	"github.com/dynoseal/dynoseal/internal/pagetoken"
+)
+
+// MigrateOptions tune Migrate.
+type MigrateOptions struct {
+	// Segment and Segments split the table among several runs (processes,
+	// Lambda invocations) through DynamoDB's parallel scan: this run
+	// migrates segment Segment of Segments. Segments 0 migrates the whole
+	// table.
+	Segment, Segments int
+	// From resumes a run from the Next of its last MigrateStats.
+	From string
+	// ItemsPerSecond caps the items read per second; 0 is no cap.
+	ItemsPerSecond float64
+	// WriteUnitsPerSecond caps the write capacity the run's writes consume
+	// per second; 0 is no cap.
+	WriteUnitsPerSecond float64
+	// DryRun counts what would change and writes nothing. It makes the KMS
+	// calls of a real run: whether a sealed value is under the current key
+	// only KMS can tell.
+	DryRun bool
+	// Progress, when set, is called after every page with the counts so far.
+	Progress func(MigrateStats)
+	// BatchSize is the items read per page, whose values are sealed
+	// together: one data key per distinct key and context per page.
+	// Default 100.
+	BatchSize int
+	// Attempts is how many times an item that a concurrent write changed is
+	// read and migrated again before it is reported as failed. Default 5.
+	Attempts int
+}
+
+// MigrateOption changes [MigrateOptions].
+type MigrateOption func(*MigrateOptions)
+
+// MigrateSegment makes the run migrate segment i (from 0) of total.
+func MigrateSegment(i, total int) MigrateOption {
+	return func(o *MigrateOptions) { o.Segment, o.Segments = i, total }
+}
+
+// MigrateFrom resumes a run from token, the Next of its last MigrateStats.
+func MigrateFrom(token string) MigrateOption { return func(o *MigrateOptions) { o.From = token } }
+
+// MigrateItemsPerSecond caps the items read per second.
+func MigrateItemsPerSecond(n float64) MigrateOption {
+	return func(o *MigrateOptions) { o.ItemsPerSecond = n }
+}
+
+// MigrateWriteUnitsPerSecond caps the write capacity consumed per second.
+func MigrateWriteUnitsPerSecond(n float64) MigrateOption {
+	return func(o *MigrateOptions) { o.WriteUnitsPerSecond = n }
+}
+
+// MigrateDryRun counts what would change and writes nothing.
+func MigrateDryRun() MigrateOption { return func(o *MigrateOptions) { o.DryRun = true } }
+
+// MigrateProgress calls fn after every page with the counts so far.
+func MigrateProgress(fn func(MigrateStats)) MigrateOption {
+	return func(o *MigrateOptions) { o.Progress = fn }
+}
+
+// MigrateBatchSize sets the items read, and sealed together, per page.
+func MigrateBatchSize(n int) MigrateOption { return func(o *MigrateOptions) { o.BatchSize = n } }
+
+// MigrateStats counts what a run (or one segment of it) did.
+type MigrateStats struct {
+	Scanned int64 // items read
+	Changed int64 // items written (in a dry run: that would be)
+	Skipped int64 // items in their current form already, or deleted meanwhile
+	Failed  int64 // items that could not be migrated (see the error)
+	Retried int64 // items read again because a concurrent write changed them
+	Values  int64 // values rewritten
+	// KMSCalls counts the KMS requests the repository's encryptor made
+	// during the run (GenerateDataKey, Decrypt, ReEncrypt); other use of the
+	// same encryptor meanwhile counts too.
+	KMSCalls int64
+	// Next is the token to resume from (see MigrateFrom): the run has
+	// migrated everything before it. "" once the segment is done.
+	Next string
+}
+
+// Migrate brings every stored encrypted value of the table (or of one
+// segment of it) to its spec's current form: plaintext is sealed; values
+// under a previous key move to the spec's KeyID; version-1 envelopes become
+// version 2 when the spec says Version 2. Values in their current form are
+// left alone, so a second run over a migrated table writes nothing.
+//
+// It is safe on a live table. Only the values that change are written, each
+// item with one UpdateItem that requires every value it replaces (and every
+// attribute the values' encryption context comes from) to be as read: a
+// concurrent write is never lost, and the item is read again and migrated
+// anew (Attempts times at most, then reported). A versioned item's version
+// is increased, so that writers holding it as it was see the change.
+//
+// KMS: per page of BatchSize items, one call per distinct data key among the
+// values that must change (ReEncrypt where only the key changes in a
+// version-1 envelope, else Decrypt), and one GenerateDataKey per distinct
+// key and context for the values sealed anew. The repository needs both
+// kms:Decrypt (or kms:ReEncryptFrom and kms:ReEncryptTo) and
+// kms:GenerateDataKey: a ReadOnly or WriteOnly mode is refused.
+//
+// The error joins the first failures of items (the others are counted in
+// Failed) or says why the run stopped (a failed request, ctx ending); the
+// stats are returned either way, with Next to resume from.
+func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateStats, error) {
+	m, err := r.newMigration(opts)
+	if err != nil {
+		return MigrateStats{}, err
+	}
+	start, err := m.resumeKey()
+	if err != nil {
+		return MigrateStats{}, err
+	}
+	before := kmsCalls(r.encryptor.Stats())
+	defer func() { m.stats.KMSCalls = kmsCalls(r.encryptor.Stats()) - before }()
+	for {
+		next, err := m.page(ctx, start)
+		m.stats.KMSCalls = kmsCalls(r.encryptor.Stats()) - before
+		if err != nil {
+			return m.stats, err
+		}
+		if m.stats.Next, err = m.token(next); err != nil {
+			return m.stats, err
+		}
+		if m.o.Progress != nil {
+			m.o.Progress(m.stats)
+		}
+		if next == nil {
+			return m.stats, firstErrors(m.failures, 5)
+		}
+		start = next
+	}
+}
+
+func kmsCalls(s enc.Stats) int64 { return s.GenerateDataKeyCalls + s.DecryptCalls }
+
+// migration is the state of one Migrate run.
+type migration[T any] struct {
+	r        *Repo[T]
+	o        MigrateOptions
+	db       API
+	scope    pagetoken.Scope
+	items    *pace.Pacer
+	units    *pace.Pacer
+	stats    MigrateStats
+	failures []error
+}
+
+func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
+	o := MigrateOptions{BatchSize: 100, Attempts: 5}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := r.checkMigrateOptions(o); err != nil {
+		return nil, err
+	}
+	db, err := r.db()
+	if err != nil {
+		return nil, err
+	}
+	scope := pagetoken.NewScope([]byte("migrate"), []byte(r.table), []byte(strconv.Itoa(o.Segment)), []byte(strconv.Itoa(o.Segments)))
+	return &migration[T]{r: r, o: o, db: db, scope: scope, items: pace.New(o.ItemsPerSecond), units: pace.New(o.WriteUnitsPerSecond)}, nil
+}
+
+func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {
+	switch {
+	case o.Segments < 0 || o.Segment < 0 || o.Segments > 0 && o.Segment >= o.Segments || o.Segments == 0 && o.Segment != 0:
+		return fmt.Errorf("repo %s: migrate: segment %d of %d: want 0 <= segment < segments", r.table, o.Segment, o.Segments)
+	case o.BatchSize < 1 || o.BatchSize > 1000:
+		return fmt.Errorf("repo %s: migrate: batch size %d: want 1 to 1000", r.table, o.BatchSize)
+	case o.Attempts < 1:
+		return fmt.Errorf("repo %s: migrate: %d attempts: want at least 1", r.table, o.Attempts)
+	case o.ItemsPerSecond < 0 || o.WriteUnitsPerSecond < 0:
+		return fmt.Errorf("repo %s: migrate: negative rate", r.table)
+	}
+	return nil
+}
+
+func (m *migration[T]) resumeKey() (attrMap, error) {
+	if m.o.From == "" {
+		return nil, nil
+	}
+	key, err := pagetoken.Decode(m.o.From, m.scope)
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: migrate: %w", m.r.table, err)
+	}
+	return key, nil
+}
+
+func (m *migration[T]) token(next attrMap) (string, error) {
+	if next == nil {
+		return "", nil
+	}
+	return pagetoken.Encode(m.scope, next)
+}
+
+// page migrates one page of the scan from start and returns where the next
+// one starts (nil at the end).
+func (m *migration[T]) page(ctx context.Context, start attrMap) (attrMap, error) {
+	if err := m.items.Wait(ctx, float64(m.o.BatchSize)); err != nil {
+		return nil, fmt.Errorf("repo %s: migrate: %w", m.r.table, err)
+	}
+	in := &dynamodb.ScanInput{TableName: aws.String(m.r.table), Limit: aws.Int32(int32(m.o.BatchSize)), ConsistentRead: aws.Bool(true), ExclusiveStartKey: start}
+	if m.o.Segments > 0 {
+		in.Segment, in.TotalSegments = aws.Int32(int32(m.o.Segment)), aws.Int32(int32(m.o.Segments))
+	}
+	out, err := m.db.Scan(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("repo %s: migrate: scan: %w", m.r.table, err)
+	}
+	m.stats.Scanned += int64(len(out.Items))
+	if err := m.migrateItems(ctx, out.Items, 1); err != nil {
+		return nil, err
+	}
+	return out.LastEvaluatedKey, nil
+}
+
+// fail records an item that could not be migrated.
+func (m *migration[T]) fail(err error) {
+	m.stats.Failed++
+	m.failures = append(m.failures, err)
+}
+
+var errGone = errors.New("item deleted meanwhile")
