@@ -7,6 +7,7 @@
 #   make integration   tests/ module against moto, then against dynalite + local-kms
 #   make test          deps + unit + integration
 #   make demo          examples/quickstart against moto
+#   make rotate-demo   examples/rotate against moto: a mixed table migrated, then the policies turned on
 #   make bench         benchmarks of enc and repo (in-memory KMS), six runs each, through benchstat,
 #                      then the library's time against the raw AWS SDK (bin/benchratio)
 #   make interop-fixture  re-make tests/interop/testdata/python-fixture.json (Python, on local-kms)
@@ -26,7 +27,7 @@ GOTEST_FLAGS ?=
 TMPOUT := .tmp
 NPM_STAMP := node_modules/.dynoseal-npm-ci
 
-.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo bench interop-fixture clean
+.PHONY: deps tools npm lint fmt-check vet staticcheck shellcheck unit integration test demo rotate-demo bench interop-fixture clean
 
 # ------------------------------------------------------------------ deps
 
@@ -113,6 +114,9 @@ bench: tools
 
 demo: deps
 	scripts/with-services.sh moto -- go run ./examples/quickstart
+
+rotate-demo:
+	scripts/with-services.sh moto -- go run ./examples/rotate
 
 # Values sealed by the Python implementation of docs/format.md, under a key
 # whose material is imported (local-kms can; moto cannot), for
