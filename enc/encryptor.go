@@ -108,12 +108,17 @@ type Stats struct {
 	// and sessions.
 	CacheHits   int64
 	CacheMisses int64
+	// ReEncryptCalls counts KMS ReEncrypt calls made by [Encryptor.Rewrap].
+	ReEncryptCalls int64
+	// DescribeKeyCalls counts the lookups a provider made to learn which
+	// key an alias names, for specs with PreviousKeyIDs (kms:DescribeKey).
+	DescribeKeyCalls int64
 	// KMSTime is the wall time spent waiting on KMS, summed over calls.
 	KMSTime time.Duration
 }
 
 type counters struct {
-	generate, decrypt, hits, misses, kmsNanos atomic.Int64
+	generate, decrypt, reencrypt, describe, hits, misses, kmsNanos atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -123,6 +128,8 @@ func (e *Encryptor) Stats() Stats {
 		DecryptCalls:         e.stats.decrypt.Load(),
 		CacheHits:            e.stats.hits.Load(),
 		CacheMisses:          e.stats.misses.Load(),
+		ReEncryptCalls:       e.stats.reencrypt.Load(),
+		DescribeKeyCalls:     e.stats.describe.Load(),
 		KMSTime:              time.Duration(e.stats.kmsNanos.Load()),
 	}
 }
@@ -190,6 +197,9 @@ type keyGroup struct {
 	id   string
 	ref  KeyRef
 	reqs []int
+	// previous are the spec's PreviousKeyIDs for a group being opened: the
+	// other keys its data key may be sealed under.
+	previous []string
 }
 
 // grouper collects requests into key groups in first-seen order.
@@ -198,13 +208,13 @@ type grouper struct {
 	order []*keyGroup
 }
 
-func (g *grouper) add(id []byte, ref KeyRef, i int) {
+func (g *grouper) add(id []byte, ref KeyRef, previous []string, i int) {
 	if g.byID == nil {
 		g.byID = map[string]*keyGroup{}
 	}
 	kg := g.byID[string(id)] // no allocation for the lookup
 	if kg == nil {
-		kg = &keyGroup{id: string(id), ref: ref}
+		kg = &keyGroup{id: string(id), ref: ref, previous: previous}
 		g.byID[kg.id] = kg
 		g.order = append(g.order, kg)
 	}
@@ -220,13 +230,13 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 	var scratch []byte
 	bindings := make([][]byte, len(reqs)) // encoded bindings of version-2 requests
 	for i, r := range reqs {
-		ref, binding, err := r.prepare()
+		ref, binding, err := r.prepare(e.keys)
 		if err != nil {
 			return nil, r.Fail(err)
 		}
 		bindings[i] = binding
 		scratch = ref.appendID(scratch[:0])
-		groups.add(scratch, ref, i)
+		groups.add(scratch, ref, nil, i)
 	}
 	out := make([]string, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
@@ -240,12 +250,15 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 
 // prepare checks a request before any KMS call and returns the key it is
 // sealed under and, for version 2, its encoded binding.
-func (r SealRequest) prepare() (KeyRef, []byte, error) {
+func (r SealRequest) prepare(keys KeyProvider) (KeyRef, []byte, error) {
 	if err := r.Spec.Validate(); err != nil {
 		return KeyRef{}, nil, err
 	}
 	if !r.Spec.Mode.CanEncrypt() {
 		return KeyRef{}, nil, ErrReadOnly
+	}
+	if err := r.Spec.checkProvider(keys); err != nil {
+		return KeyRef{}, nil, err
 	}
 	ref, err := r.Spec.keyRef(r.ItemContext)
 	if err != nil || r.Spec.sealVersion() != Version2 {
@@ -359,7 +372,7 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 	// plaintexts alias it, each capped to its own part.
 	arena := make([]byte, 0, decodedSize(reqs))
 	for i, r := range reqs {
-		env, aad, ref, err := r.prepare(arena[len(arena):])
+		env, aad, ref, err := r.prepare(arena[len(arena):], e.keys)
 		if err == nil {
 			arena = arena[:len(arena)+headerSize+len(env.encryptedKey)+nonceSize+len(env.ciphertext)]
 		}
@@ -371,8 +384,8 @@ func (e *Encryptor) open(ctx context.Context, reqs []OpenRequest, memo *keyCache
 			continue
 		}
 		envs[i], aads[i] = env, aad
-		id = appendLengthPrefixed(ref.appendID(id[:0]), env.encryptedKey)
-		groups.add(id, ref, i)
+		id = appendLengthPrefixed(appendOpenID(id[:0], ref, r.Spec.PreviousKeyIDs), env.encryptedKey)
+		groups.add(id, ref, r.Spec.PreviousKeyIDs, i)
 	}
 	out := make([][]byte, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
@@ -444,14 +457,11 @@ func (s *openScratch) release() {
 // value's own version decides whether it is bound, so a spec moved to
 // version 2 still opens version-1 values and one moved back still opens
 // version-2 values.
-func (r OpenRequest) prepare(arena []byte) (envelope, []byte, KeyRef, error) {
-	if err := r.Spec.Validate(); err != nil {
+func (r OpenRequest) prepare(arena []byte, keys KeyProvider) (envelope, []byte, KeyRef, error) {
+	if err := r.Spec.checkOpen(keys); err != nil {
 		return envelope{}, nil, KeyRef{}, err
 	}
-	if !r.Spec.Mode.CanDecrypt() {
-		return envelope{}, nil, KeyRef{}, ErrWriteOnly
-	}
-	env, err := parseEnvelopeInto(r.Stored, arena)
+	env, err := r.Spec.parseStored(r.Stored, arena)
 	if err != nil {
 		return envelope{}, nil, KeyRef{}, err
 	}
@@ -532,7 +542,7 @@ func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted
 		e.stats.misses.Add(1)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
-	plain, err = e.decryptKey(ctx, g.ref, encrypted)
+	plain, err = e.decryptKey(ctx, g, encrypted)
 	if err != nil {
 		return nil, err
 	}
@@ -557,16 +567,36 @@ func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, e
 	return plain, encrypted, nil
 }
 
-func (e *Encryptor) decryptKey(ctx context.Context, ref KeyRef, encrypted []byte) ([]byte, error) {
+func (e *Encryptor) decryptKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, error) {
+	plain, _, err := e.decryptFrom(ctx, g, encrypted)
+	return plain, err
+}
+
+// decryptFrom decrypts a group's data key, with the provider's KeyRing when
+// the spec has previous keys, and says which key had sealed it.
+func (e *Encryptor) decryptFrom(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, KeyOrigin, error) {
 	start := time.Now()
-	plain, err := e.keys.DecryptDataKey(ctx, ref, encrypted)
+	var plain []byte
+	var from KeyOrigin
+	var err error
+	if len(g.previous) == 0 {
+		plain, err = e.keys.DecryptDataKey(ctx, g.ref, encrypted)
+	} else {
+		plain, from, err = e.keys.(KeyRing).DecryptDataKeyFrom(ctx, g.ref, g.previous, encrypted)
+	}
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.decrypt.Add(1)
+	e.stats.describe.Add(int64(from.Lookups))
+	return checkedKey(plain, from, err)
+}
+
+// checkedKey refuses a data key of the wrong size, wiping it.
+func checkedKey(plain []byte, from KeyOrigin, err error) ([]byte, KeyOrigin, error) {
 	if err == nil && len(plain) != dataKeySize {
 		clear(plain)
-		return nil, fmt.Errorf("key provider returned a %d-byte data key, want %d", len(plain), dataKeySize)
+		return nil, from, fmt.Errorf("key provider returned a %d-byte data key, want %d", len(plain), dataKeySize)
 	}
-	return plain, err
+	return plain, from, err
 }
 
 // forEach runs fn for 0..n-1 with at most Concurrency at once and returns the

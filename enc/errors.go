@@ -44,6 +44,9 @@ type Op string
 const (
 	OpEncrypt Op = "encrypt"
 	OpDecrypt Op = "decrypt"
+	// OpRewrap: a stored value could not be brought to its spec's current
+	// key, version or context by [Encryptor.Rewrap].
+	OpRewrap Op = "rewrap"
 )
 
 // Error describes a failure to seal or open one value. It never holds

@@ -198,3 +198,47 @@ func ExampleEncryptor_Session() {
 	// 333-33-3333
 	// Decrypt calls: 1 memo hits: 2
 }
+
+// After a rotation the spec names the new key and lists the old one:
+// values sealed before still open, new ones are sealed under the new key.
+func ExampleSpec_previousKeyIDs() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	old, _ := e.Encrypt(ctx, enc.Spec{KeyID: "key-2024"}, []byte("123-45-6789"))
+
+	rotated := enc.Spec{KeyID: "key-2025", PreviousKeyIDs: []string{"key-2024"}}
+	plain, err := e.Decrypt(ctx, rotated, old)
+	fmt.Println(string(plain), err)
+
+	other, _ := e.Encrypt(ctx, enc.Spec{KeyID: "key-elsewhere"}, []byte("x"))
+	_, err = e.Decrypt(ctx, rotated, other)
+	fmt.Println(errors.Is(err, enc.ErrKeyNotAllowed))
+	// Output:
+	// 123-45-6789 <nil>
+	// true
+}
+
+// Rewrap brings stored values to their spec's current key: "" means the
+// value is current already and needs no write.
+func ExampleEncryptor_Rewrap() {
+	ctx := context.Background()
+	e := enc.New(enctest.New())
+	old, _ := e.Encrypt(ctx, enc.Spec{KeyID: "key-2024"}, []byte("123-45-6789"))
+	rotated := enc.Spec{KeyID: "key-2025", PreviousKeyIDs: []string{"key-2024"}}
+	current, _ := e.Encrypt(ctx, rotated, []byte("987-65-4321"))
+
+	out, errs := e.Rewrap(ctx, []enc.RewrapRequest{
+		{Spec: rotated, Attribute: "ssn", Stored: old},
+		{Spec: rotated, Attribute: "ssn", Stored: current},
+	})
+	fmt.Println(errs[0], errs[1], out[0] != "", out[1] == "")
+
+	plain, err := e.Decrypt(ctx, enc.Spec{KeyID: "key-2025"}, out[0])
+	fmt.Println(string(plain), err)
+	st := e.Stats()
+	fmt.Println("ReEncrypt:", st.ReEncryptCalls, "Decrypt:", st.DecryptCalls)
+	// Output:
+	// <nil> <nil> true true
+	// 123-45-6789 <nil>
+	// ReEncrypt: 2 Decrypt: 1
+}

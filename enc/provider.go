@@ -76,3 +76,44 @@ func appendLengthPrefixed[S ~string | ~[]byte](dst []byte, p S) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p)))
 	return append(dst, p...)
 }
+
+// KeyRing is an optional interface of a [KeyProvider], needed by specs with
+// PreviousKeyIDs: the provider opens a data key without being told which
+// master key sealed it (KMS reads that from the ciphertext), so a value
+// costs one call whichever allowed key sealed it, and reports which one did.
+// An [Encryptor] refuses a spec with PreviousKeyIDs over a provider without it.
+type KeyRing interface {
+	// DecryptDataKeyFrom returns the plaintext of a data key sealed under
+	// key.KeyID or one of previous, under key.Context. A data key sealed
+	// under any other master key fails with an error wrapping
+	// ErrKeyNotAllowed, and its plaintext is dropped.
+	DecryptDataKeyFrom(ctx context.Context, key KeyRef, previous []string, encrypted []byte) (plaintext []byte, from KeyOrigin, err error)
+}
+
+// ReEncrypter is an optional interface of a [KeyProvider] that lets
+// [Encryptor.Rewrap] move a version-1 value to another master key without
+// the plaintext data key reaching the client (KMS ReEncrypt).
+type ReEncrypter interface {
+	// ReEncryptDataKey seals an encrypted data key, sealed under key.KeyID
+	// or one of previous, anew under key.KeyID with the same context, and
+	// reports which key sealed it before; when that was key.KeyID the new
+	// form may be dropped. Other source keys fail as in
+	// [KeyRing.DecryptDataKeyFrom]. An error wrapping errors.ErrUnsupported
+	// makes Rewrap decrypt and seal instead.
+	ReEncryptDataKey(ctx context.Context, key KeyRef, previous []string, encrypted []byte) (reencrypted []byte, from KeyOrigin, err error)
+}
+
+// KeyOrigin tells which master key had sealed a data key, as a [KeyRing] or
+// [ReEncrypter] learnt it.
+type KeyOrigin struct {
+	// Index is 0 when the data key was sealed under KeyRef.KeyID, i+1 when
+	// under previous[i], and -1 when it is not known (with an error).
+	Index int
+	// Lookups counts the calls the provider made to learn which key an ID
+	// names (kms:DescribeKey for an alias), even when it then failed, so
+	// that [Stats] counts every KMS call.
+	Lookups int
+}
+
+// Current reports whether the data key was sealed under KeyRef.KeyID.
+func (o KeyOrigin) Current() bool { return o.Index == 0 }

@@ -64,11 +64,16 @@ type Spec struct {
 	Version byte
 	// PreviousKeyIDs are keys that values stored earlier may be sealed
 	// under, e.g. before a rotation: opening accepts them (with one Decrypt
-	// per distinct data key, as for KeyID), sealing never uses them.
+	// per distinct data key, as for KeyID), sealing never uses them. A value
+	// under any other key fails with ErrKeyNotAllowed. The provider must
+	// implement [KeyRing]; with kmsx, an alias here or in KeyID also needs
+	// kms:DescribeKey.
 	PreviousKeyIDs []string
 	// RequireSealed makes a stored value that is not sealed (a plaintext
-	// string, another type, NULL) fail to load instead of loading as the
-	// value. Turn it on once every stored value is sealed.
+	// string, another type, NULL) fail to load with ErrUnsealed instead of
+	// loading as the value. Turn it on once every stored value is sealed.
+	// Repositories enforce it when they load an item; this package never
+	// takes an unsealed value as plaintext (Open refuses it as malformed).
 	RequireSealed bool
 	// MinVersion makes envelopes of an older version fail to open: 2 after
 	// a move to version 2, so that a version-1 value copied into the table

@@ -68,6 +68,7 @@ type Provider struct {
 	cfg     *aws.Config   // nil until loaded; a failed load is tried again on the next call
 	loading chan struct{} // closed when the load under way ends; nil when none is
 	clients map[string]API
+	aliases aliases
 }
 
 var _ enc.KeyProvider = (*Provider)(nil)
@@ -75,7 +76,7 @@ var _ enc.KeyProvider = (*Provider)(nil)
 // New returns a provider that loads the default AWS configuration (credentials,
 // region, AWS_ENDPOINT_URL_KMS, ...) lazily, on its first KMS call.
 func New(opts ...Option) *Provider {
-	p := &Provider{clients: map[string]API{}}
+	p := &Provider{clients: map[string]API{}, aliases: aliases{lock: make(chan struct{}, 1), targets: map[[2]string]aliasTarget{}}}
 	for _, opt := range opts {
 		opt(&p.opts)
 	}

@@ -34,6 +34,7 @@ type fakeKMS struct {
 
 	mu       sync.Mutex
 	fail     map[string]string // operation -> KMS error code
+	aliases  map[string]string // alias name -> key ARN
 	requests []fakeRequest
 }
 
@@ -93,26 +94,78 @@ func (f *fakeKMS) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "GenerateDataKey":
+		arn := f.arnOf(body["KeyId"])
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"KeyId":          "arn:aws:kms:us-east-1:111122223333:key/fake",
+			"KeyId":          arn,
 			"Plaintext":      dataKey,
-			"CiphertextBlob": append([]byte(wrapPrefix), dataKey...),
+			"CiphertextBlob": append(append([]byte(wrapPrefix), dataKey...), arn...),
 		})
 	case "Decrypt":
-		blob, _ := base64.StdEncoding.DecodeString(body["CiphertextBlob"].(string))
-		if !bytes.HasPrefix(blob, []byte(wrapPrefix)) {
+		arn, ok := sealedBy(body["CiphertextBlob"])
+		if !ok {
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode(map[string]string{"__type": "InvalidCiphertextException", "message": "not ours"})
 			return
 		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"KeyId": arn, "Plaintext": dataKey})
+	case "ReEncrypt":
+		src, _ := sealedBy(body["CiphertextBlob"])
+		dst := f.arnOf(body["DestinationKeyId"])
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"KeyId":     "arn:aws:kms:us-east-1:111122223333:key/fake",
-			"Plaintext": bytes.TrimPrefix(blob, []byte(wrapPrefix)),
+			"KeyId": dst, "SourceKeyId": src,
+			"CiphertextBlob": append(append([]byte(wrapPrefix), dataKey...), dst...),
 		})
+	case "DescribeKey":
+		_ = json.NewEncoder(w).Encode(map[string]any{"KeyMetadata": map[string]any{"KeyId": "x", "Arn": f.arnOf(body["KeyId"])}})
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]string{"__type": "UnsupportedOperationException", "message": op})
 	}
+}
+
+const (
+	arnPrefix = "arn:aws:kms:us-east-1:111122223333:key/"
+	fakeARN   = arnPrefix + "fake"
+)
+
+// arnOf returns the key ARN a key ID names; aliases not pointed anywhere
+// with point name the key "fake".
+func (f *fakeKMS) arnOf(id any) string {
+	s, _ := id.(string)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.aliases[s] != "":
+		return f.aliases[s]
+	case strings.HasPrefix(s, "alias/") || s == "":
+		return fakeARN
+	case strings.HasPrefix(s, "arn:"):
+		return s
+	}
+	return arnPrefix + s
+}
+
+func (f *fakeKMS) point(alias, arn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.aliases == nil {
+		f.aliases = map[string]string{}
+	}
+	f.aliases[alias] = arn
+}
+
+// sealedBy returns the key ARN a fake blob was made under.
+func sealedBy(b64 any) (string, bool) {
+	s, _ := b64.(string)
+	blob, _ := base64.StdEncoding.DecodeString(s)
+	if !bytes.HasPrefix(blob, []byte(wrapPrefix)) || len(blob) < len(wrapPrefix)+len(dataKey) {
+		return "", false
+	}
+	arn := string(blob[len(wrapPrefix)+len(dataKey):])
+	if arn == "" {
+		arn = fakeARN
+	}
+	return arn, true
 }
 
 // config points a real SDK configuration at the fake, with anonymous

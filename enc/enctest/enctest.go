@@ -6,10 +6,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,31 +20,61 @@ import (
 
 // Provider wraps data keys under in-memory master keys, checking the key ID
 // and encryption context on decrypt the way KMS does. Keys are created on
-// first use of an ID. It is safe for concurrent use.
+// first use of an ID. Each encrypted data key names the master key that
+// sealed it, as a KMS ciphertext blob does, so the provider implements
+// enc.KeyRing and enc.ReEncrypter. An ID "alias/..." names its own key
+// unless [Provider.SetAlias] points it at another. It is safe for
+// concurrent use.
 type Provider struct {
 	mu      sync.Mutex
 	masters map[string][]byte
+	aliases map[string]string
 
 	// Fail, when set, is consulted before every call; a non-nil result is
-	// returned as the call's error.
+	// returned as the call's error. op is "GenerateDataKey", "Decrypt" or
+	// "ReEncrypt".
 	Fail func(op string, key enc.KeyRef) error
 
-	Generates atomic.Int64
-	Decrypts  atomic.Int64
+	Generates  atomic.Int64
+	Decrypts   atomic.Int64
+	ReEncrypts atomic.Int64
 }
 
 // New returns an empty provider.
-func New() *Provider { return &Provider{masters: map[string][]byte{}} }
+func New() *Provider { return &Provider{masters: map[string][]byte{}, aliases: map[string]string{}} }
 
-var _ enc.KeyProvider = (*Provider)(nil)
+var (
+	_ enc.KeyProvider = (*Provider)(nil)
+	_ enc.KeyRing     = (*Provider)(nil)
+	_ enc.ReEncrypter = (*Provider)(nil)
+)
 
-func (p *Provider) master(id string) (cipher.AEAD, error) {
+// SetAlias points alias (an "alias/..." name) at the key target, as KMS
+// CreateAlias and UpdateAlias do: data keys made under the alias from now on
+// are sealed under target.
+func (p *Provider) SetAlias(alias, target string) {
 	p.mu.Lock()
-	k, ok := p.masters[id]
+	defer p.mu.Unlock()
+	p.aliases[alias] = target
+}
+
+// resolve returns the master key an ID names now.
+func (p *Provider) resolve(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.aliases[id]; ok && strings.HasPrefix(id, "alias/") {
+		return t
+	}
+	return id
+}
+
+func (p *Provider) master(name string) (cipher.AEAD, error) {
+	p.mu.Lock()
+	k, ok := p.masters[name]
 	if !ok {
 		k = make([]byte, 32)
 		_, _ = rand.Read(k)
-		p.masters[id] = k
+		p.masters[name] = k
 	}
 	p.mu.Unlock()
 	b, err := aes.NewCipher(k)
@@ -52,7 +84,7 @@ func (p *Provider) master(id string) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-func contextAAD(key enc.KeyRef) []byte {
+func contextAAD(master string, key enc.KeyRef) []byte {
 	pairs := make([][2]string, 0, len(key.Context))
 	for _, k := range slices.Sorted(maps.Keys(key.Context)) {
 		pairs = append(pairs, [2]string{k, key.Context[k]})
@@ -60,48 +92,134 @@ func contextAAD(key enc.KeyRef) []byte {
 	b, _ := json.Marshal(struct {
 		ID  string
 		Ctx [][2]string
-	}{key.KeyID, pairs})
+	}{master, pairs})
 	return b
+}
+
+func (p *Provider) fail(op string, key enc.KeyRef) error {
+	if p.Fail == nil {
+		return nil
+	}
+	return p.Fail(op, key)
 }
 
 // GenerateDataKey implements enc.KeyProvider.
 func (p *Provider) GenerateDataKey(_ context.Context, key enc.KeyRef) ([]byte, []byte, error) {
 	p.Generates.Add(1)
-	if p.Fail != nil {
-		if err := p.Fail("GenerateDataKey", key); err != nil {
-			return nil, nil, err
-		}
-	}
-	m, err := p.master(key.KeyID)
-	if err != nil {
+	if err := p.fail("GenerateDataKey", key); err != nil {
 		return nil, nil, err
 	}
 	plain := make([]byte, 32)
 	_, _ = rand.Read(plain)
-	nonce := make([]byte, m.NonceSize())
-	_, _ = rand.Read(nonce)
-	blob := append(nonce, m.Seal(nil, nonce, plain, contextAAD(key))...)
+	blob, err := p.wrap(key, plain)
+	if err != nil {
+		return nil, nil, err
+	}
 	return plain, blob, nil
 }
 
-// DecryptDataKey implements enc.KeyProvider.
-func (p *Provider) DecryptDataKey(_ context.Context, key enc.KeyRef, blob []byte) ([]byte, error) {
-	p.Decrypts.Add(1)
-	if p.Fail != nil {
-		if err := p.Fail("Decrypt", key); err != nil {
-			return nil, err
-		}
-	}
-	m, err := p.master(key.KeyID)
+// wrap seals a data key under the master key key.KeyID names now. The blob
+// is the master key's name (length-prefixed), a nonce and the sealed key.
+func (p *Provider) wrap(key enc.KeyRef, plain []byte) ([]byte, error) {
+	name := p.resolve(key.KeyID)
+	m, err := p.master(name)
 	if err != nil {
 		return nil, err
 	}
-	if len(blob) < m.NonceSize() {
+	blob := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
+	blob = append(blob, name...)
+	nonce := make([]byte, m.NonceSize())
+	_, _ = rand.Read(nonce)
+	blob = append(blob, nonce...)
+	return m.Seal(blob, nonce, plain, contextAAD(name, key)), nil
+}
+
+// sealedBy returns the name of the master key a blob says sealed it.
+func sealedBy(blob []byte) (string, []byte, error) {
+	if len(blob) < 2 || len(blob) < 2+int(binary.BigEndian.Uint16(blob)) {
+		return "", nil, fmt.Errorf("%w: short blob", enc.ErrInvalidCiphertext)
+	}
+	n := 2 + int(binary.BigEndian.Uint16(blob))
+	return string(blob[2:n]), blob[n:], nil
+}
+
+// unwrap opens a blob sealed under the master key name.
+func (p *Provider) unwrap(name string, key enc.KeyRef, rest []byte) ([]byte, error) {
+	m, err := p.master(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) < m.NonceSize() {
 		return nil, fmt.Errorf("%w: short blob", enc.ErrInvalidCiphertext)
 	}
-	plain, err := m.Open(nil, blob[:m.NonceSize()], blob[m.NonceSize():], contextAAD(key))
+	plain, err := m.Open(nil, rest[:m.NonceSize()], rest[m.NonceSize():], contextAAD(name, key))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", enc.ErrInvalidCiphertext, err)
 	}
 	return plain, nil
+}
+
+// DecryptDataKey implements enc.KeyProvider. Like KMS Decrypt with a KeyId,
+// it refuses a blob sealed under another key than the one key.KeyID names.
+func (p *Provider) DecryptDataKey(_ context.Context, key enc.KeyRef, blob []byte) ([]byte, error) {
+	p.Decrypts.Add(1)
+	if err := p.fail("Decrypt", key); err != nil {
+		return nil, err
+	}
+	name, rest, err := sealedBy(blob)
+	if err != nil {
+		return nil, err
+	}
+	if name != p.resolve(key.KeyID) {
+		return nil, fmt.Errorf("%w: data key sealed under another key", enc.ErrInvalidCiphertext)
+	}
+	return p.unwrap(name, key, rest)
+}
+
+// origin finds which of key.KeyID and previous names the master key that
+// sealed a blob.
+func (p *Provider) origin(key enc.KeyRef, previous []string, blob []byte) (string, []byte, enc.KeyOrigin, error) {
+	name, rest, err := sealedBy(blob)
+	if err != nil {
+		return "", nil, enc.KeyOrigin{Index: -1}, err
+	}
+	for i, id := range append([]string{key.KeyID}, previous...) {
+		if p.resolve(id) == name {
+			return name, rest, enc.KeyOrigin{Index: i}, nil
+		}
+	}
+	return "", nil, enc.KeyOrigin{Index: -1}, enc.ErrKeyNotAllowed
+}
+
+// DecryptDataKeyFrom implements enc.KeyRing.
+func (p *Provider) DecryptDataKeyFrom(_ context.Context, key enc.KeyRef, previous []string, blob []byte) ([]byte, enc.KeyOrigin, error) {
+	p.Decrypts.Add(1)
+	if err := p.fail("Decrypt", key); err != nil {
+		return nil, enc.KeyOrigin{Index: -1}, err
+	}
+	name, rest, from, err := p.origin(key, previous, blob)
+	if err != nil {
+		return nil, from, err
+	}
+	plain, err := p.unwrap(name, key, rest)
+	return plain, from, err
+}
+
+// ReEncryptDataKey implements enc.ReEncrypter.
+func (p *Provider) ReEncryptDataKey(_ context.Context, key enc.KeyRef, previous []string, blob []byte) ([]byte, enc.KeyOrigin, error) {
+	p.ReEncrypts.Add(1)
+	if err := p.fail("ReEncrypt", key); err != nil {
+		return nil, enc.KeyOrigin{Index: -1}, err
+	}
+	name, rest, from, err := p.origin(key, previous, blob)
+	if err != nil {
+		return nil, from, err
+	}
+	plain, err := p.unwrap(name, key, rest)
+	if err != nil {
+		return nil, from, err
+	}
+	defer clear(plain)
+	out, err := p.wrap(key, plain)
+	return out, from, err
 }
