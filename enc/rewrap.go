@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
 // RewrapRequest asks for one stored value in its spec's current form.
 type RewrapRequest struct {
-	Spec        Spec              // the spec as it is now (KeyID, PreviousKeyIDs, Version, Context)
-	Attribute   string            // for errors, as in OpenRequest
-	Stored      string            // an "ENC:" value
+	Spec      Spec   // the spec as it is now (KeyID, PreviousKeyIDs, Version, Context)
+	Attribute string // for errors, as in OpenRequest
+	Stored    string // an "ENC:" value; "" for a value stored in plaintext
+	// Plaintext is the value stored in plaintext (written before the field
+	// was encrypted), when Stored is "": it is sealed.
+	Plaintext   []byte
 	ItemContext map[string]string // as in OpenRequest/SealRequest
 	Binding     Binding           // the item's binding; used when the stored or the spec's version is 2
 }
@@ -41,9 +45,17 @@ func (r RewrapRequest) Fail(err error) error {
 // under another encryption context with ErrInvalidCiphertext. The context
 // cannot change: the value is sealed again under the context it opens with.
 // Each failure is its request's alone. Rewrap uses no cache and no session:
-// it must learn from KMS which key sealed each value.
+// it must learn from KMS which key sealed each value; a [Rewrapper] asks
+// once per data key for all its calls.
+//
+// A request with Stored "" and Plaintext set is a value stored in plaintext
+// (written before its field was encrypted): it is sealed, with the others.
 func (e *Encryptor) Rewrap(ctx context.Context, reqs []RewrapRequest) ([]string, []error) {
-	w := &rewrap{e: e, reqs: reqs, out: make([]string, len(reqs)), errs: make([]error, len(reqs)),
+	return e.rewrap(ctx, reqs, nil)
+}
+
+func (e *Encryptor) rewrap(ctx context.Context, reqs []RewrapRequest, memo *rewrapMemo) ([]string, []error) {
+	w := &rewrap{e: e, memo: memo, reqs: reqs, out: make([]string, len(reqs)), errs: make([]error, len(reqs)),
 		done: make([]bool, len(reqs)), envs: make([]envelope, len(reqs)), aads: make([][]byte, len(reqs)),
 		plain: make([][]byte, len(reqs))}
 	defer w.wipe()
@@ -63,6 +75,7 @@ func (e *Encryptor) Rewrap(ctx context.Context, reqs []RewrapRequest) ([]string,
 // entries of their own group's requests.
 type rewrap struct {
 	e      *Encryptor
+	memo   *rewrapMemo // what KMS answered in earlier calls of a Rewrapper; nil for none
 	reqs   []RewrapRequest
 	out    []string
 	errs   []error
@@ -82,6 +95,10 @@ func (w *rewrap) fail(i int, err error) {
 // prepare checks request i before any KMS call and puts it in its group.
 func (w *rewrap) prepare(i int) {
 	r := w.reqs[i]
+	if r.Stored == "" {
+		w.preparePlaintext(i)
+		return
+	}
 	env, aad, ref, err := r.prepare(w.e.keys)
 	if err != nil {
 		w.fail(i, err)
@@ -98,6 +115,26 @@ func (w *rewrap) prepare(i int) {
 		}
 		w.reencrypt[string(id)] = true
 	}
+}
+
+// preparePlaintext checks request i, a value stored in plaintext, and
+// leaves it to be sealed with the others.
+func (w *rewrap) preparePlaintext(i int) {
+	r := w.reqs[i]
+	if r.Plaintext == nil {
+		w.fail(i, fmt.Errorf("%w: neither a stored value nor a plaintext", ErrMalformed))
+		return
+	}
+	seal := SealRequest{Spec: r.Spec, Attribute: r.Attribute, Plaintext: r.Plaintext, Binding: r.Binding, ItemContext: r.ItemContext}
+	if _, _, err := seal.prepare(w.e.keys); err != nil {
+		w.fail(i, err)
+		return
+	}
+	if !r.Spec.Mode.CanDecrypt() {
+		w.fail(i, ErrWriteOnly)
+		return
+	}
+	w.plain[i] = slices.Clone(r.Plaintext)
 }
 
 func boolByte(b bool) byte {
@@ -161,10 +198,16 @@ func (w *rewrap) failGroup(g *keyGroup, err error) {
 // keeps each value's nonce and ciphertext, which version 1 does not bind to
 // the encrypted data key.
 func (w *rewrap) reEncryptGroup(ctx context.Context, g *keyGroup) error {
-	blob, from, err := w.e.reEncryptKey(ctx, g, w.envs[g.reqs[0]].encryptedKey)
-	if err != nil {
-		return err
+	a, ok := w.memo.get(g.id)
+	if !ok {
+		blob, from, err := w.e.reEncryptKey(ctx, g, w.envs[g.reqs[0]].encryptedKey)
+		if err != nil {
+			return err
+		}
+		a = rewrapAnswer{blob: blob, from: from}
+		w.memo.put(g.id, a)
 	}
+	blob, from := a.blob, a.from
 	for _, i := range g.reqs {
 		if !from.Current() {
 			env := w.envs[i]
@@ -177,7 +220,7 @@ func (w *rewrap) reEncryptGroup(ctx context.Context, g *keyGroup) error {
 }
 
 func (w *rewrap) decryptGroup(ctx context.Context, g *keyGroup) error {
-	plainKey, from, err := w.e.decryptFrom(ctx, g, w.envs[g.reqs[0]].encryptedKey)
+	plainKey, from, err := w.openingKey(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -201,6 +244,19 @@ func (w *rewrap) decryptGroup(ctx context.Context, g *keyGroup) error {
 		}
 	}
 	return nil
+}
+
+// openingKey is the group's data key and the key that sealed it, from the
+// memo or from KMS. The caller wipes the copy it gets.
+func (w *rewrap) openingKey(ctx context.Context, g *keyGroup) ([]byte, KeyOrigin, error) {
+	if a, ok := w.memo.get(g.id); ok {
+		return slices.Clone(a.plain), a.from, nil
+	}
+	plainKey, from, err := w.e.decryptFrom(ctx, g, w.envs[g.reqs[0]].encryptedKey)
+	if err == nil {
+		w.memo.put(g.id, rewrapAnswer{plain: slices.Clone(plainKey), from: from})
+	}
+	return plainKey, from, err
 }
 
 // failUnfinished fails the requests whose group did not run because the
@@ -305,4 +361,85 @@ func (e *Encryptor) reEncryptKey(ctx context.Context, g *keyGroup, encrypted []b
 		return nil, from, fmt.Errorf("key provider returned a %d-byte encrypted data key, want 1 to 65535", len(blob))
 	}
 	return slices.Clip(blob), from, err
+}
+
+// Rewrapper rewraps the values of many calls, such as the pages of a table
+// migration, asking KMS about each distinct data key once for all of them:
+// what KMS answered (the data key and the key that sealed it, or the data
+// key moved to the current key) is remembered until Close, for at most
+// 10,000 data keys (the oldest go first). Like a session's memo, a
+// remembered key skips KMS's authorisation check for the rest of the run.
+// It is safe for concurrent use; Close it when the run ends.
+type Rewrapper struct {
+	e    *Encryptor
+	memo *rewrapMemo
+}
+
+// Rewrapper starts a run of Rewrap calls that share what KMS answered.
+func (e *Encryptor) Rewrapper() *Rewrapper {
+	return &Rewrapper{e: e, memo: &rewrapMemo{answers: map[string]rewrapAnswer{}}}
+}
+
+// Rewrap is [Encryptor.Rewrap], asking KMS only about data keys that no
+// earlier call of the run asked about.
+func (r *Rewrapper) Rewrap(ctx context.Context, reqs []RewrapRequest) ([]string, []error) {
+	return r.e.rewrap(ctx, reqs, r.memo)
+}
+
+// Close wipes the remembered data keys.
+func (r *Rewrapper) Close() { r.memo.clear() }
+
+// maxRewrapMemo bounds the data keys a Rewrapper remembers.
+const maxRewrapMemo = 10000
+
+type rewrapAnswer struct {
+	plain []byte // the data key, for a Decrypt
+	blob  []byte // the data key moved to the current key, for a ReEncrypt
+	from  KeyOrigin
+}
+
+// rewrapMemo is a Rewrapper's memory; a nil memo remembers nothing.
+type rewrapMemo struct {
+	mu      sync.Mutex
+	answers map[string]rewrapAnswer
+	order   []string // oldest first
+}
+
+func (m *rewrapMemo) get(id string) (rewrapAnswer, bool) {
+	if m == nil {
+		return rewrapAnswer{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.answers[id]
+	return a, ok
+}
+
+func (m *rewrapMemo) put(id string, a rewrapAnswer) {
+	if m == nil {
+		clear(a.plain)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.answers == nil { // closed
+		clear(a.plain)
+		return
+	}
+	if len(m.order) >= maxRewrapMemo {
+		clear(m.answers[m.order[0]].plain)
+		delete(m.answers, m.order[0])
+		m.order = m.order[1:]
+	}
+	m.answers[id] = a
+	m.order = append(m.order, id)
+}
+
+func (m *rewrapMemo) clear() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range m.answers {
+		clear(a.plain)
+	}
+	m.answers, m.order = nil, nil
 }

@@ -84,8 +84,8 @@ type MigrateStats struct {
 	Retried int64 // items read again because a concurrent write changed them
 	Values  int64 // values rewritten
 	// KMSCalls counts the KMS requests the repository's encryptor made
-	// during the run (GenerateDataKey, Decrypt, ReEncrypt); other use of the
-	// same encryptor meanwhile counts too.
+	// during the run (GenerateDataKey, Decrypt, ReEncrypt, DescribeKey);
+	// other use of the same encryptor meanwhile counts too.
 	KMSCalls int64
 	// Next is the token to resume from (see MigrateFrom): the run has
 	// migrated everything before it. "" once the segment is done.
@@ -124,6 +124,7 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateSt
 	if err != nil {
 		return MigrateStats{}, err
 	}
+	defer m.rewrapper.Close()
 	before := kmsCalls(r.encryptor.Stats())
 	defer func() { m.stats.KMSCalls = kmsCalls(r.encryptor.Stats()) - before }()
 	for {
@@ -145,18 +146,22 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateSt
 	}
 }
 
-func kmsCalls(s enc.Stats) int64 { return s.GenerateDataKeyCalls + s.DecryptCalls }
+func kmsCalls(s enc.Stats) int64 {
+	return s.GenerateDataKeyCalls + s.DecryptCalls + s.ReEncryptCalls + s.DescribeKeyCalls
+}
 
 // migration is the state of one Migrate run.
 type migration[T any] struct {
-	r        *Repo[T]
-	o        MigrateOptions
-	db       API
-	scope    pagetoken.Scope
-	items    *pace.Pacer
-	units    *pace.Pacer
-	stats    MigrateStats
-	failures []error
+	r     *Repo[T]
+	o     MigrateOptions
+	db    API
+	scope pagetoken.Scope
+	// rewrapper asks KMS about each distinct data key once for the run.
+	rewrapper *enc.Rewrapper
+	items     *pace.Pacer
+	units     *pace.Pacer
+	stats     MigrateStats
+	failures  []error
 }
 
 func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
@@ -172,7 +177,7 @@ func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
 		return nil, err
 	}
 	scope := pagetoken.NewScope([]byte("migrate"), []byte(r.table), []byte(strconv.Itoa(o.Segment)), []byte(strconv.Itoa(o.Segments)))
-	return &migration[T]{r: r, o: o, db: db, scope: scope, items: pace.New(o.ItemsPerSecond), units: pace.New(o.WriteUnitsPerSecond)}, nil
+	return &migration[T]{r: r, o: o, db: db, scope: scope, rewrapper: r.encryptor.Rewrapper(), items: pace.New(o.ItemsPerSecond), units: pace.New(o.WriteUnitsPerSecond)}, nil
 }
 
 func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {

@@ -40,8 +40,6 @@ type change struct {
 type requests struct {
 	rewraps  []enc.RewrapRequest
 	rewrapAt []*pendingChange
-	seals    []enc.SealRequest
-	sealAt   []*pendingChange
 }
 
 type pendingChange struct {
@@ -98,19 +96,17 @@ func cmpErr(a, b error) error {
 // addRequest asks for v in its current form: rewrapped when sealed, sealed
 // when plaintext.
 func (m *migration[T]) addRequest(item *migrant, v rawValue, spec enc.Spec, itemCtx map[string]string, b enc.Binding, reqs *requests) error {
-	at := &pendingChange{item: item, v: v}
+	req := enc.RewrapRequest{Spec: spec, Attribute: v.path, ItemContext: itemCtx, Binding: b}
 	if sealedForm(v.av) {
-		stored := v.av.(*types.AttributeValueMemberS).Value
-		reqs.rewraps = append(reqs.rewraps, enc.RewrapRequest{Spec: spec, Attribute: v.path, Stored: stored, ItemContext: itemCtx, Binding: b})
-		reqs.rewrapAt = append(reqs.rewrapAt, at)
-		return nil
+		req.Stored = v.av.(*types.AttributeValueMemberS).Value
+	} else {
+		var err error
+		if req.Plaintext, err = plaintextOf(v); err != nil {
+			return err
+		}
 	}
-	plain, err := plaintextOf(v)
-	if err != nil {
-		return err
-	}
-	reqs.seals = append(reqs.seals, enc.SealRequest{Spec: spec, Attribute: v.path, Plaintext: plain, ItemContext: itemCtx, Binding: b})
-	reqs.sealAt = append(reqs.sealAt, at)
+	reqs.rewraps = append(reqs.rewraps, req)
+	reqs.rewrapAt = append(reqs.rewrapAt, &pendingChange{item: item, v: v})
 	return nil
 }
 
@@ -129,28 +125,23 @@ func plaintextOf(v rawValue) ([]byte, error) {
 	return plain, err
 }
 
-// transform rewraps and seals what reqs collected and records the changes.
+// transform rewraps (and seals) what reqs collected, in one call for the
+// page, and records the changes.
 func (m *migration[T]) transform(ctx context.Context, reqs *requests) error {
-	if len(reqs.rewraps) > 0 {
-		out, errs := m.r.encryptor.Rewrap(ctx, reqs.rewraps)
-		for n, at := range reqs.rewrapAt {
-			m.record(at, out[n], errs[n])
-		}
-	}
-	if len(reqs.seals) == 0 {
+	if len(reqs.rewraps) == 0 {
 		return nil
 	}
 	defer func() {
-		for _, s := range reqs.seals {
-			clear(s.Plaintext)
+		for _, r := range reqs.rewraps {
+			clear(r.Plaintext)
 		}
 	}()
-	out, err := m.r.encryptor.Seal(ctx, reqs.seals)
-	if err != nil {
+	out, errs := m.rewrapper.Rewrap(ctx, reqs.rewraps)
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repo %s: migrate: %w", m.r.table, err)
 	}
-	for n, at := range reqs.sealAt {
-		m.record(at, out[n], nil)
+	for n, at := range reqs.rewrapAt {
+		m.record(at, out[n], errs[n])
 	}
 	return nil
 }
