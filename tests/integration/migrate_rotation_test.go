@@ -50,4 +50,3 @@ func TestMigrateMixedTableUnderConcurrentWrites(t *testing.T) {
 		t.Fatalf("second run: %+v, %v; want every item skipped and nothing written", again, err)
 	}
 }
-
