@@ -125,25 +125,34 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateSt
 		return MigrateStats{}, err
 	}
 	defer m.rewrapper.Close()
-	before := kmsCalls(r.encryptor.Stats())
-	defer func() { m.stats.KMSCalls = kmsCalls(r.encryptor.Stats()) - before }()
+	m.before = kmsCalls(r.encryptor.Stats())
 	for {
-		next, err := m.page(ctx, start)
-		m.stats.KMSCalls = kmsCalls(r.encryptor.Stats()) - before
+		next, err := m.step(ctx, start)
 		if err != nil {
 			return m.stats, err
-		}
-		if m.stats.Next, err = m.token(next); err != nil {
-			return m.stats, err
-		}
-		if m.o.Progress != nil {
-			m.o.Progress(m.stats)
 		}
 		if next == nil {
 			return m.stats, firstErrors(m.failures, 5)
 		}
 		start = next
 	}
+}
+
+// step migrates the page from start, brings the stats up to date and
+// reports progress; next is nil after the last page.
+func (m *migration[T]) step(ctx context.Context, start attrMap) (next attrMap, err error) {
+	next, err = m.page(ctx, start)
+	m.stats.KMSCalls = kmsCalls(m.r.encryptor.Stats()) - m.before
+	if err != nil {
+		return nil, err
+	}
+	if m.stats.Next, err = m.token(next); err != nil {
+		return nil, err
+	}
+	if m.o.Progress != nil {
+		m.o.Progress(m.stats)
+	}
+	return next, nil
 }
 
 func kmsCalls(s enc.Stats) int64 {
@@ -162,6 +171,7 @@ type migration[T any] struct {
 	units     *pace.Pacer
 	stats     MigrateStats
 	failures  []error
+	before    int64 // the encryptor's KMS calls when the run started
 }
 
 func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
@@ -181,17 +191,29 @@ func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
 }
 
 func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {
-	switch {
-	case o.Segments < 0 || o.Segment < 0 || o.Segments > 0 && o.Segment >= o.Segments || o.Segments == 0 && o.Segment != 0:
-		return fmt.Errorf("repo %s: migrate: segment %d of %d: want 0 <= segment < segments", r.table, o.Segment, o.Segments)
-	case o.BatchSize < 1 || o.BatchSize > 1000:
-		return fmt.Errorf("repo %s: migrate: batch size %d: want 1 to 1000", r.table, o.BatchSize)
-	case o.Attempts < 1:
-		return fmt.Errorf("repo %s: migrate: %d attempts: want at least 1", r.table, o.Attempts)
-	case o.ItemsPerSecond < 0 || o.WriteUnitsPerSecond < 0:
-		return fmt.Errorf("repo %s: migrate: negative rate", r.table)
+	for _, c := range []struct {
+		bad  bool
+		what string
+	}{
+		{!validSegment(o.Segment, o.Segments), fmt.Sprintf("segment %d of %d: want 0 <= segment < segments", o.Segment, o.Segments)},
+		{o.BatchSize < 1 || o.BatchSize > 1000, fmt.Sprintf("batch size %d: want 1 to 1000", o.BatchSize)},
+		{o.Attempts < 1, fmt.Sprintf("%d attempts: want at least 1", o.Attempts)},
+		{o.ItemsPerSecond < 0 || o.WriteUnitsPerSecond < 0, "negative rate"},
+	} {
+		if c.bad {
+			return fmt.Errorf("repo %s: migrate: %s", r.table, c.what)
+		}
 	}
 	return nil
+}
+
+// validSegment says whether segment i of total is one: with total 0 (the
+// whole table) only segment 0.
+func validSegment(i, total int) bool {
+	if total == 0 {
+		return i == 0
+	}
+	return i >= 0 && i < total
 }
 
 func (m *migration[T]) resumeKey() (attrMap, error) {
