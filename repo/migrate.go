@@ -75,6 +75,10 @@ func MigrateProgress(fn func(MigrateStats)) MigrateOption {
 // MigrateBatchSize sets the items read, and sealed together, per page.
 func MigrateBatchSize(n int) MigrateOption { return func(o *MigrateOptions) { o.BatchSize = n } }
 
+// MigrateAttempts sets how many times an item changed by concurrent writes
+// is read and migrated again before it is reported as failed.
+func MigrateAttempts(n int) MigrateOption { return func(o *MigrateOptions) { o.Attempts = n } }
+
 // MigrateStats counts what a run (or one segment of it) did.
 type MigrateStats struct {
 	Scanned int64 // items read
