@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -185,6 +187,11 @@ func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
 	}
 	if err := r.checkMigrateOptions(o); err != nil {
 		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.plan.modes)) {
+		if m := r.plan.modes[name]; m != enc.ReadWrite {
+			return nil, fmt.Errorf("repo %s: migrate: spec %q is %s; a migration opens and seals, so it needs ReadWrite", r.table, name, m)
+		}
 	}
 	db, err := r.db()
 	if err != nil {
