@@ -105,15 +105,17 @@ func (t *Transport) Requests(op string) int {
 // client's own time.
 func (t *Transport) Busy() time.Duration { return time.Duration(t.busy.Load()) }
 
-// apiError is an error the service would return, by its type name.
+// apiError is an error the service would return, by its type name; item,
+// if set, is the item a failed condition returns (a JSON object).
 type apiError struct {
 	code string
 	msg  string
+	item []byte
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
-func validation(msg string) *apiError { return &apiError{"ValidationException", msg} }
+func validation(msg string) *apiError { return &apiError{"ValidationException", msg, nil} }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -136,14 +138,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	op, ok := strings.CutPrefix(req.Header.Get("X-Amz-Target"), targetPrefix)
 	var err *apiError
 	if !ok || req.Method != http.MethodPost {
-		err = &apiError{"UnknownOperationException", "fakedynamo: not a DynamoDB_20120810 request"}
+		err = &apiError{"UnknownOperationException", "fakedynamo: not a DynamoDB_20120810 request", nil}
 	} else {
 		out, err = t.serve(op, body)
 	}
 	if err != nil {
-		status = http.StatusBadRequest
-		out = append(appendJSONString([]byte(`{"__type":`), "com.amazonaws.dynamodb.v20120810#"+err.code), `,"message":`...)
-		out = append(appendJSONString(out, err.msg), '}')
+		status, out = http.StatusBadRequest, errorBody(err)
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-amz-json-1.0")
@@ -163,32 +163,38 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
+// handlers serve the operations the transport implements, by name.
+var handlers = map[string]func(*Transport, []byte) ([]byte, *apiError){
+	"PutItem":        (*Transport).putItem,
+	"GetItem":        (*Transport).getItem,
+	"DeleteItem":     (*Transport).deleteItem,
+	"UpdateItem":     (*Transport).updateItem,
+	"Query":          (*Transport).query,
+	"Scan":           (*Transport).scan,
+	"BatchWriteItem": (*Transport).batchWriteItem,
+	"BatchGetItem":   (*Transport).batchGetItem,
+	"CreateTable":    (*Transport).createTable,
+	"DescribeTable":  (*Transport).describeTable,
+	"DeleteTable":    (*Transport).deleteTable,
+}
+
+// errorBody is the response body of err.
+func errorBody(err *apiError) []byte {
+	out := append(appendJSONString([]byte(`{"__type":`), "com.amazonaws.dynamodb.v20120810#"+err.code), `,"message":`...)
+	out = appendJSONString(out, err.msg)
+	if err.item != nil {
+		out = append(append(out, `,"Item":`...), err.item...)
+	}
+	return append(out, '}')
+}
+
 func (t *Transport) serve(op string, body []byte) ([]byte, *apiError) {
 	t.mu.Lock()
 	t.requests[op]++
 	t.mu.Unlock()
-	var fn func([]byte) ([]byte, *apiError)
-	switch op {
-	case "PutItem":
-		fn = t.putItem
-	case "GetItem":
-		fn = t.getItem
-	case "DeleteItem":
-		fn = t.deleteItem
-	case "Query":
-		fn = t.query
-	case "BatchWriteItem":
-		fn = t.batchWriteItem
-	case "BatchGetItem":
-		fn = t.batchGetItem
-	case "CreateTable":
-		fn = t.createTable
-	case "DescribeTable":
-		fn = t.describeTable
-	case "DeleteTable":
-		fn = t.deleteTable
-	default:
-		return nil, &apiError{"UnknownOperationException", "fakedynamo: " + op + " is not implemented"}
+	fn, ok := handlers[op]
+	if !ok {
+		return nil, &apiError{"UnknownOperationException", "fakedynamo: " + op + " is not implemented", nil}
 	}
-	return fn(body)
+	return fn(t, body)
 }
