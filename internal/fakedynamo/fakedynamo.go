@@ -5,10 +5,11 @@
 // tests measure the whole client, and only the network is left out.
 //
 // It speaks the DynamoDB JSON 1.0 protocol for PutItem, GetItem, DeleteItem,
-// Query, BatchWriteItem, BatchGetItem, CreateTable, DescribeTable and
-// DeleteTable. What it does not implement it refuses with an error rather
-// than ignoring: condition and filter expressions, indexes, UpdateItem, Scan,
-// nested paths in projections.
+// UpdateItem, Query, Scan, BatchWriteItem, BatchGetItem, CreateTable,
+// DescribeTable and DeleteTable. What it does not implement it refuses with
+// a ValidationException rather than ignoring: condition expressions outside
+// UpdateItem, filter expressions, indexes, Select on a Scan, nested paths in
+// projections, and the parts of UpdateItem listed below.
 //
 // Semantics kept from the service: items are keyed by the table's hash and
 // range key (numbers compare by value, binary by bytes, strings by UTF-8
@@ -22,6 +23,32 @@
 // Attribute values are checked for shape and stored as sent (numbers are
 // not normalised); sizes are counted in JSON bytes, not DynamoDB's units.
 // Nothing is ever left unprocessed.
+//
+// A Scan reads the partitions in a fixed order (by a hash of the hash key),
+// each in range-key order, with Limit, ExclusiveStartKey and the page cut as
+// a Query. Segment s of TotalSegments n holds the partitions whose hash
+// falls in the s-th of n equal ranges: every item is in one segment, the
+// same for every request, and a start key must be of the segment asked for.
+//
+// UpdateItem takes an UpdateExpression of a SET clause of path = :value
+// actions and an ADD clause of name :number actions, each clause at most
+// once, in either order; paths are #name placeholders with map members (.)
+// and list indexes ([i]); a path under a missing or mistyped member is
+// invalid, an index past a list's end appends, and ADD adds exactly (as
+// decimals of at most 38 digits) to a top-level number, 0 if missing.
+// Overlapping paths and key attributes are refused. A ConditionExpression
+// may join by AND the conditions a = b (operands being paths or :values;
+// the same type and value, a missing path equal to nothing),
+// attribute_exists(path) and attribute_not_exists(path); one that fails is
+// a ConditionalCheckFailedException that writes nothing, with the old item
+// if ReturnValuesOnConditionCheckFailure is ALL_OLD. Without a condition a
+// missing item is created with its key. ReturnConsumedCapacity TOTAL
+// reports the larger of the item's sizes before and after in 1 KB units.
+// Refused: REMOVE and DELETE, functions (if_not_exists, list_append, ...),
+// arithmetic, paths as values, attribute names other than #placeholders,
+// ADD of sets or to nested paths, OR, NOT, parentheses and comparisons
+// other than = in conditions, ReturnValues other than NONE, and
+// AttributeUpdates, Expected and ConditionalOperator.
 package fakedynamo
 
 import (

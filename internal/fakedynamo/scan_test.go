@@ -3,6 +3,7 @@ package fakedynamo_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,36 +91,57 @@ func checkOnce(t *testing.T, pages [][]string, parts, per int) {
 	}
 }
 
+// pageSizes is the number of items of each page.
+func pageSizes(pages [][]string) []int {
+	out := make([]int, len(pages))
+	for i, p := range pages {
+		out[i] = len(p)
+	}
+	return out
+}
+
 func TestScanPagesWithLimit(t *testing.T) {
 	f, db := newTable(t)
 	fill(t, db, 50, 5)
 	pages := scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things"), Limit: aws.Int32(7), ConsistentRead: aws.Bool(true)})
 	checkOnce(t, pages, 50, 5)
-	if len(pages) != 36 { // 250 = 35×7 + 5
-		t.Errorf("%d pages of Limit 7 for 250 items", len(pages))
-	}
-	for i, page := range pages[:35] {
-		if len(page) != 7 {
-			t.Fatalf("page %d has %d items", i, len(page))
-		}
+	if got := fmt.Sprint(pageSizes(pages)); got != "[7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 5]" { // 250 = 35×7 + 5
+		t.Errorf("pages of Limit 7 for 250 items: %s", got)
 	}
 	// A page cut by Limit is unfinished even at the end: 250 = 25×10, then
 	// an empty page.
-	if pages := scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things"), Limit: aws.Int32(10)}); len(pages) != 26 || len(pages[25]) != 0 {
-		t.Errorf("Limit 10: %d pages, last %v", len(pages), pages[len(pages)-1])
+	if got := pageSizes(scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things"), Limit: aws.Int32(10)})); len(got) != 26 || got[25] != 0 {
+		t.Errorf("pages of Limit 10: %v", got)
 	}
-	if got := scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things")}); len(got) != 1 || len(got[0]) != 250 {
-		t.Errorf("a scan without limit: %d pages", len(got))
+	if got := pageSizes(scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things")})); fmt.Sprint(got) != "[250]" {
+		t.Errorf("a scan without limit: %v", got)
 	}
-	f.PageBytes = 200 // a few items
-	pages = scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things")})
-	checkOnce(t, pages, 50, 5)
-	if len(pages) < 50 {
-		t.Errorf("page bytes: only %d pages", len(pages))
-	}
-	if got := f.Requests("Scan"); got != 36+26+1+len(pages) {
+	if got := f.Requests("Scan"); got != 36+26+1 {
 		t.Errorf("Scan requests: %d", got)
 	}
+}
+
+func TestScanStopsAtPageBytes(t *testing.T) {
+	f, db := newTable(t)
+	fill(t, db, 50, 5)
+	f.PageBytes = 200 // a few items
+	pages := scanAll(t, db, dynamodb.ScanInput{TableName: aws.String("things")})
+	checkOnce(t, pages, 50, 5)
+	if len(pages) < 50 {
+		t.Errorf("only %d pages", len(pages))
+	}
+}
+
+// scanSegment scans a segment twice, checking that the split is the same
+// for every request, and returns its pages.
+func scanSegment(t *testing.T, db *dynamodb.Client, seg, total int32) [][]string {
+	t.Helper()
+	in := dynamodb.ScanInput{TableName: aws.String("things"), Limit: aws.Int32(4), Segment: aws.Int32(seg), TotalSegments: aws.Int32(total)}
+	pages := scanAll(t, db, in)
+	if again := scanAll(t, db, in); fmt.Sprint(again) != fmt.Sprint(pages) {
+		t.Errorf("segment %d scanned differently the second time", seg)
+	}
+	return pages
 }
 
 func TestScanSegments(t *testing.T) {
@@ -127,19 +149,10 @@ func TestScanSegments(t *testing.T) {
 	fill(t, db, 40, 3)
 	const total = 4
 	var all [][]string
-	for seg := range total {
-		in := dynamodb.ScanInput{TableName: aws.String("things"), Limit: aws.Int32(4), Segment: aws.Int32(int32(seg)), TotalSegments: aws.Int32(total)}
-		pages := scanAll(t, db, in)
-		n := 0
-		for _, p := range pages {
-			n += len(p)
-		}
-		if n == 0 || n == 120 {
+	for seg := range int32(total) {
+		pages := scanSegment(t, db, seg, total)
+		if n := len(slices.Concat(pages...)); n == 0 || n == 120 {
 			t.Errorf("segment %d holds %d of 120 items", seg, n)
-		}
-		// The same split for every request.
-		if again := scanAll(t, db, in); fmt.Sprint(again) != fmt.Sprint(pages) {
-			t.Errorf("segment %d scanned differently the second time", seg)
 		}
 		all = append(all, pages...)
 	}
@@ -156,19 +169,13 @@ func TestScanSegments(t *testing.T) {
 	}
 }
 
-func TestScanResumesAfterDeletedKeyOnHashOnlyTable(t *testing.T) {
+// scanDeleting scans table flat by pages of 4, deleting the item of each
+// page's LastEvaluatedKey before asking for the next, and returns how many
+// times each id was scanned.
+func scanDeleting(t *testing.T, db *dynamodb.Client) map[string]int {
+	t.Helper()
 	ctx := context.Background()
-	f := fakedynamo.New()
-	if err := f.AddTable("flat", fakedynamo.KeyAttribute{Name: "id", Type: "N"}); err != nil {
-		t.Fatal(err)
-	}
-	db := f.Client()
-	for i := range 30 {
-		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("flat"), Item: map[string]av{"id": n(strconv.Itoa(i))}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	var start map[string]av
 	for {
 		out, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("flat"), Limit: aws.Int32(4), ExclusiveStartKey: start})
@@ -176,18 +183,32 @@ func TestScanResumesAfterDeletedKeyOnHashOnlyTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, it := range out.Items {
-			id := it["id"].(*types.AttributeValueMemberN).Value
-			if seen[id] {
-				t.Fatalf("%s scanned twice", id)
-			}
-			seen[id] = true
+			seen[it["id"].(*types.AttributeValueMemberN).Value]++
 		}
 		if start = out.LastEvaluatedKey; start == nil {
-			break
+			return seen
 		}
-		// The item of the start key goes before the next page.
 		if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String("flat"), Key: start}); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+func TestScanResumesAfterDeletedKeyOnHashOnlyTable(t *testing.T) {
+	f := fakedynamo.New()
+	if err := f.AddTable("flat", fakedynamo.KeyAttribute{Name: "id", Type: "N"}); err != nil {
+		t.Fatal(err)
+	}
+	db := f.Client()
+	for i := range 30 {
+		if _, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("flat"), Item: map[string]av{"id": n(strconv.Itoa(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := scanDeleting(t, db)
+	for id, times := range seen {
+		if times != 1 {
+			t.Errorf("%s scanned %d times", id, times)
 		}
 	}
 	if len(seen) != 30 {
