@@ -5,10 +5,11 @@
 // tests measure the whole client, and only the network is left out.
 //
 // It speaks the DynamoDB JSON 1.0 protocol for PutItem, GetItem, DeleteItem,
-// Query, BatchWriteItem, BatchGetItem, CreateTable, DescribeTable and
-// DeleteTable. What it does not implement it refuses with an error rather
-// than ignoring: condition and filter expressions, indexes, UpdateItem, Scan,
-// nested paths in projections.
+// UpdateItem, Query, Scan, BatchWriteItem, BatchGetItem, CreateTable,
+// DescribeTable and DeleteTable. What it does not implement it refuses with
+// a ValidationException rather than ignoring: condition expressions outside
+// UpdateItem, filter expressions, indexes, Select on a Scan, nested paths in
+// projections, and the parts of UpdateItem listed below.
 //
 // Semantics kept from the service: items are keyed by the table's hash and
 // range key (numbers compare by value, binary by bytes, strings by UTF-8
@@ -22,6 +23,32 @@
 // Attribute values are checked for shape and stored as sent (numbers are
 // not normalised); sizes are counted in JSON bytes, not DynamoDB's units.
 // Nothing is ever left unprocessed.
+//
+// A Scan reads the partitions in a fixed order (by a hash of the hash key),
+// each in range-key order, with Limit, ExclusiveStartKey and the page cut as
+// a Query. Segment s of TotalSegments n holds the partitions whose hash
+// falls in the s-th of n equal ranges: every item is in one segment, the
+// same for every request, and a start key must be of the segment asked for.
+//
+// UpdateItem takes an UpdateExpression of a SET clause of path = :value
+// actions and an ADD clause of name :number actions, each clause at most
+// once, in either order; paths are #name placeholders with map members (.)
+// and list indexes ([i]); a path under a missing or mistyped member is
+// invalid, an index past a list's end appends, and ADD adds exactly (as
+// decimals of at most 38 digits) to a top-level number, 0 if missing.
+// Overlapping paths and key attributes are refused. A ConditionExpression
+// may join by AND the conditions a = b (operands being paths or :values;
+// the same type and value, a missing path equal to nothing),
+// attribute_exists(path) and attribute_not_exists(path); one that fails is
+// a ConditionalCheckFailedException that writes nothing, with the old item
+// if ReturnValuesOnConditionCheckFailure is ALL_OLD. Without a condition a
+// missing item is created with its key. ReturnConsumedCapacity TOTAL
+// reports the larger of the item's sizes before and after in 1 KB units.
+// Refused: REMOVE and DELETE, functions (if_not_exists, list_append, ...),
+// arithmetic, paths as values, attribute names other than #placeholders,
+// ADD of sets or to nested paths, OR, NOT, parentheses and comparisons
+// other than = in conditions, ReturnValues other than NONE, and
+// AttributeUpdates, Expected and ConditionalOperator.
 package fakedynamo
 
 import (
@@ -105,15 +132,17 @@ func (t *Transport) Requests(op string) int {
 // client's own time.
 func (t *Transport) Busy() time.Duration { return time.Duration(t.busy.Load()) }
 
-// apiError is an error the service would return, by its type name.
+// apiError is an error the service would return, by its type name; item,
+// if set, is the item a failed condition returns (a JSON object).
 type apiError struct {
 	code string
 	msg  string
+	item []byte
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
-func validation(msg string) *apiError { return &apiError{"ValidationException", msg} }
+func validation(msg string) *apiError { return &apiError{"ValidationException", msg, nil} }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -136,14 +165,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	op, ok := strings.CutPrefix(req.Header.Get("X-Amz-Target"), targetPrefix)
 	var err *apiError
 	if !ok || req.Method != http.MethodPost {
-		err = &apiError{"UnknownOperationException", "fakedynamo: not a DynamoDB_20120810 request"}
+		err = &apiError{"UnknownOperationException", "fakedynamo: not a DynamoDB_20120810 request", nil}
 	} else {
 		out, err = t.serve(op, body)
 	}
 	if err != nil {
-		status = http.StatusBadRequest
-		out = append(appendJSONString([]byte(`{"__type":`), "com.amazonaws.dynamodb.v20120810#"+err.code), `,"message":`...)
-		out = append(appendJSONString(out, err.msg), '}')
+		status, out = http.StatusBadRequest, errorBody(err)
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-amz-json-1.0")
@@ -163,32 +190,38 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
+// handlers serve the operations the transport implements, by name.
+var handlers = map[string]func(*Transport, []byte) ([]byte, *apiError){
+	"PutItem":        (*Transport).putItem,
+	"GetItem":        (*Transport).getItem,
+	"DeleteItem":     (*Transport).deleteItem,
+	"UpdateItem":     (*Transport).updateItem,
+	"Query":          (*Transport).query,
+	"Scan":           (*Transport).scan,
+	"BatchWriteItem": (*Transport).batchWriteItem,
+	"BatchGetItem":   (*Transport).batchGetItem,
+	"CreateTable":    (*Transport).createTable,
+	"DescribeTable":  (*Transport).describeTable,
+	"DeleteTable":    (*Transport).deleteTable,
+}
+
+// errorBody is the response body of err.
+func errorBody(err *apiError) []byte {
+	out := append(appendJSONString([]byte(`{"__type":`), "com.amazonaws.dynamodb.v20120810#"+err.code), `,"message":`...)
+	out = appendJSONString(out, err.msg)
+	if err.item != nil {
+		out = append(append(out, `,"Item":`...), err.item...)
+	}
+	return append(out, '}')
+}
+
 func (t *Transport) serve(op string, body []byte) ([]byte, *apiError) {
 	t.mu.Lock()
 	t.requests[op]++
 	t.mu.Unlock()
-	var fn func([]byte) ([]byte, *apiError)
-	switch op {
-	case "PutItem":
-		fn = t.putItem
-	case "GetItem":
-		fn = t.getItem
-	case "DeleteItem":
-		fn = t.deleteItem
-	case "Query":
-		fn = t.query
-	case "BatchWriteItem":
-		fn = t.batchWriteItem
-	case "BatchGetItem":
-		fn = t.batchGetItem
-	case "CreateTable":
-		fn = t.createTable
-	case "DescribeTable":
-		fn = t.describeTable
-	case "DeleteTable":
-		fn = t.deleteTable
-	default:
-		return nil, &apiError{"UnknownOperationException", "fakedynamo: " + op + " is not implemented"}
+	fn, ok := handlers[op]
+	if !ok {
+		return nil, &apiError{"UnknownOperationException", "fakedynamo: " + op + " is not implemented", nil}
 	}
-	return fn(body)
+	return fn(t, body)
 }

@@ -283,4 +283,15 @@ func BenchmarkServe(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("GetItem", func(b *testing.B) { serve(b, rec.body, rec.req) })
+	if _, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("bench"), Limit: aws.Int32(100), Segment: aws.Int32(0), TotalSegments: aws.Int32(1)}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Scan100", func(b *testing.B) { serve(b, rec.body, rec.req) })
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String("bench"), Key: map[string]av{"pk": s("P"), "sk": n("7")},
+		UpdateExpression: aws.String("SET #t[1] = :t ADD #v :one"), ConditionExpression: aws.String("#n = :n"),
+		ExpressionAttributeNames:  map[string]string{"#t": "tags", "#v": "age", "#n": "name"},
+		ExpressionAttributeValues: map[string]av{":t": s("us-east"), ":one": n("1"), ":n": s("Jane Q. Example")}}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("UpdateItem", func(b *testing.B) { serve(b, rec.body, rec.req) })
 }

@@ -19,7 +19,7 @@ func parse(body []byte, member func(r *reader, name string) *apiError) *apiError
 	})
 	r.end()
 	if r.err != nil {
-		return &apiError{"SerializationException", "fakedynamo: " + r.err.Error()}
+		return &apiError{"SerializationException", "fakedynamo: " + r.err.Error(), nil}
 	}
 	return err
 }
@@ -657,7 +657,7 @@ func (t *Transport) createTable(body []byte) ([]byte, *apiError) {
 		LocalSecondaryIndexes []json.RawMessage
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, &apiError{"SerializationException", err.Error()}
+		return nil, &apiError{"SerializationException", err.Error(), nil}
 	}
 	if len(in.GlobalSecondaryIndexes)+len(in.LocalSecondaryIndexes) > 0 {
 		return nil, validation("fakedynamo: secondary indexes are not supported")
@@ -695,7 +695,7 @@ func (t *Transport) createTable(body []byte) ([]byte, *apiError) {
 func tableNameOf(body []byte) (string, *apiError) {
 	var in struct{ TableName string }
 	if err := json.Unmarshal(body, &in); err != nil {
-		return "", &apiError{"SerializationException", err.Error()}
+		return "", &apiError{"SerializationException", err.Error(), nil}
 	}
 	return in.TableName, nil
 }
@@ -732,7 +732,7 @@ func (t *Transport) deleteTable(body []byte) ([]byte, *apiError) {
 func marshalReply(v any) ([]byte, *apiError) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, &apiError{"InternalServerError", err.Error()}
+		return nil, &apiError{"InternalServerError", err.Error(), nil}
 	}
 	return b, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -19,11 +20,20 @@ type table struct {
 	parts   map[string]*partition // by the hash key's id
 	count   int
 	bytes   int
+
+	// order is the partitions in scan order, or nil once a partition has
+	// been added or removed; a Scan builds it again, under orderMu, as
+	// scans run under the transport's read lock and writes under its
+	// write lock.
+	orderMu sync.Mutex
+	order   []*partition
 }
 
 // partition holds the items of one hash key in range-key order.
 type partition struct {
 	items []*item
+	id    string // the hash key's id
+	h     uint64 // hashID(id), which places it in scan order and segments
 }
 
 // item is an item as sent: its JSON object, and where each attribute's
@@ -97,7 +107,7 @@ func (t *Transport) addTableLocked(name string, keys []KeyAttribute) *apiError {
 		return validation("the hash and range key are the same attribute")
 	}
 	if _, ok := t.tables[name]; ok {
-		return &apiError{"ResourceInUseException", "Table already exists: " + name}
+		return &apiError{"ResourceInUseException", "Table already exists: " + name, nil}
 	}
 	t.tables[name] = &table{name: name, keys: slices.Clone(keys), created: time.Now(), parts: map[string]*partition{}}
 	return nil
@@ -109,7 +119,7 @@ func (t *Transport) table(name string) (*table, *apiError) {
 	}
 	tb, ok := t.tables[name]
 	if !ok {
-		return nil, &apiError{"ResourceNotFoundException", "Requested resource not found: Table: " + name + " not found"}
+		return nil, &apiError{"ResourceNotFoundException", "Requested resource not found: Table: " + name + " not found", nil}
 	}
 	return tb, nil
 }
@@ -288,8 +298,9 @@ func (tb *table) get(k *item) *item {
 func (tb *table) put(it *item) *item {
 	p, i, ok := tb.find(it)
 	if p == nil {
-		p = &partition{}
+		p = &partition{id: it.hash.id, h: hashID(it.hash.id)}
 		tb.parts[it.hash.id] = p
+		tb.order = nil
 	}
 	tb.bytes += len(it.raw)
 	if ok {
@@ -312,6 +323,7 @@ func (tb *table) delete(k *item) *item {
 	p.items = slices.Delete(p.items, i, i+1)
 	if len(p.items) == 0 {
 		delete(tb.parts, k.hash.id)
+		tb.order = nil
 	}
 	tb.count--
 	tb.bytes -= len(old.raw)
