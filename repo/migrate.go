@@ -43,6 +43,10 @@ type MigrateOptions struct {
 	// Attempts is how many times an item that a concurrent write changed is
 	// read and migrated again before it is reported as failed. Default 5.
 	Attempts int
+	// FromSpecs holds, by spec name, the spec that stored values were
+	// sealed under when it differs in what the value does not record, its
+	// static Context (see MigrateFromSpec).
+	FromSpecs map[string]enc.Spec
 }
 
 // MigrateOption changes [MigrateOptions].
@@ -80,6 +84,22 @@ func MigrateBatchSize(n int) MigrateOption { return func(o *MigrateOptions) { o.
 // MigrateAttempts sets how many times an item changed by concurrent writes
 // is read and migrated again before it is reported as failed.
 func MigrateAttempts(n int) MigrateOption { return func(o *MigrateOptions) { o.Attempts = n } }
+
+// MigrateFromSpec says that values of the spec registered as name were
+// sealed under old, which differs in its static Context (a value does not
+// record its context): they are opened under old and sealed under the
+// current spec. Values that do not open under old (written under the
+// current spec already) are migrated as usual, at the cost of the failed
+// Decrypt. Readers cannot open both kinds at once, so run such a migration
+// while nothing reads the attribute, or move readers after it.
+func MigrateFromSpec(name string, old enc.Spec) MigrateOption {
+	return func(o *MigrateOptions) {
+		if o.FromSpecs == nil {
+			o.FromSpecs = map[string]enc.Spec{}
+		}
+		o.FromSpecs[name] = old
+	}
+}
 
 // MigrateStats counts what a run (or one segment of it) did.
 type MigrateStats struct {
@@ -131,6 +151,7 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateSt
 		return MigrateStats{}, err
 	}
 	defer m.rewrapper.Close()
+	defer m.session.Close()
 	m.before = kmsCalls(r.encryptor.Stats())
 	for {
 		next, err := m.step(ctx, start)
@@ -171,8 +192,10 @@ type migration[T any] struct {
 	o     MigrateOptions
 	db    API
 	scope pagetoken.Scope
-	// rewrapper asks KMS about each distinct data key once for the run.
+	// rewrapper asks KMS about each distinct data key once for the run;
+	// session opens values under the specs of MigrateFromSpec.
 	rewrapper *enc.Rewrapper
+	session   *enc.Session
 	items     *pace.Pacer
 	units     *pace.Pacer
 	stats     MigrateStats
@@ -188,17 +211,15 @@ func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
 	if err := r.checkMigrateOptions(o); err != nil {
 		return nil, err
 	}
-	for _, name := range slices.Sorted(maps.Keys(r.plan.modes)) {
-		if m := r.plan.modes[name]; m != enc.ReadWrite {
-			return nil, fmt.Errorf("repo %s: migrate: spec %q is %s; a migration opens and seals, so it needs ReadWrite", r.table, name, m)
-		}
+	if err := r.checkMigrateSpecs(o); err != nil {
+		return nil, err
 	}
 	db, err := r.db()
 	if err != nil {
 		return nil, err
 	}
 	scope := pagetoken.NewScope([]byte("migrate"), []byte(r.table), []byte(strconv.Itoa(o.Segment)), []byte(strconv.Itoa(o.Segments)))
-	return &migration[T]{r: r, o: o, db: db, scope: scope, rewrapper: r.encryptor.Rewrapper(), items: pace.New(o.ItemsPerSecond), units: pace.New(o.WriteUnitsPerSecond)}, nil
+	return &migration[T]{r: r, o: o, db: db, scope: scope, rewrapper: r.encryptor.Rewrapper(), session: r.encryptor.Session(), items: pace.New(o.ItemsPerSecond), units: pace.New(o.WriteUnitsPerSecond)}, nil
 }
 
 func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {
@@ -213,6 +234,27 @@ func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {
 	} {
 		if c.bad {
 			return fmt.Errorf("repo %s: migrate: %s", r.table, c.what)
+		}
+	}
+	return nil
+}
+
+// checkMigrateSpecs refuses specs a migration cannot work with: one that
+// cannot both open and seal, a from-spec for a spec T does not use or that
+// cannot open.
+func (r *Repo[T]) checkMigrateSpecs(o MigrateOptions) error {
+	for _, name := range slices.Sorted(maps.Keys(r.plan.modes)) {
+		if m := r.plan.modes[name]; m != enc.ReadWrite {
+			return fmt.Errorf("repo %s: migrate: spec %q is %s; a migration opens and seals, so it needs ReadWrite", r.table, name, m)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.FromSpecs)) {
+		from := o.FromSpecs[name]
+		if _, ok := r.plan.modes[name]; !ok {
+			return fmt.Errorf("repo %s: migrate: MigrateFromSpec(%q): %s uses no spec of that name", r.table, name, r.plan.typ)
+		}
+		if err := from.Validate(); err != nil || !from.Mode.CanDecrypt() {
+			return fmt.Errorf("repo %s: migrate: MigrateFromSpec(%q): the old spec cannot open values (%s): %v", r.table, name, from.Mode, err)
 		}
 	}
 	return nil

@@ -40,6 +40,10 @@ type change struct {
 type requests struct {
 	rewraps  []enc.RewrapRequest
 	rewrapAt []*pendingChange
+	// opens are the sealed values of specs with a MigrateFromSpec, to open
+	// under the old spec first; openFor[n] is the rewrap of opens[n].
+	opens   []enc.OpenRequest
+	openFor []int
 }
 
 type pendingChange struct {
@@ -99,6 +103,10 @@ func (m *migration[T]) addRequest(item *migrant, v rawValue, spec enc.Spec, item
 	req := enc.RewrapRequest{Spec: spec, Attribute: v.path, ItemContext: itemCtx, Binding: b}
 	if sealedForm(v.av) {
 		req.Stored = v.av.(*types.AttributeValueMemberS).Value
+		if from, ok := m.o.FromSpecs[v.cell.specName]; ok {
+			reqs.opens = append(reqs.opens, enc.OpenRequest{Spec: from, Attribute: v.path, Stored: req.Stored, ItemContext: itemCtx, Binding: b})
+			reqs.openFor = append(reqs.openFor, len(reqs.rewraps))
+		}
 	} else {
 		var err error
 		if req.Plaintext, err = plaintextOf(v); err != nil {
@@ -136,6 +144,7 @@ func (m *migration[T]) transform(ctx context.Context, reqs *requests) error {
 			clear(r.Plaintext)
 		}
 	}()
+	m.openFromSpecs(ctx, reqs)
 	out, errs := m.rewrapper.Rewrap(ctx, reqs.rewraps)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repo %s: migrate: %w", m.r.table, err)
@@ -144,6 +153,24 @@ func (m *migration[T]) transform(ctx context.Context, reqs *requests) error {
 		m.record(at, out[n], errs[n])
 	}
 	return nil
+}
+
+// openFromSpecs opens, under their old specs, the values sealed before a
+// change the value does not record (its static context), and turns those
+// that open into plaintexts to seal. Those that do not open stay as they
+// are, for the current spec.
+func (m *migration[T]) openFromSpecs(ctx context.Context, reqs *requests) {
+	if len(reqs.opens) == 0 {
+		return
+	}
+	plain, errs := m.session.OpenEach(ctx, reqs.opens)
+	for n, i := range reqs.openFor {
+		if errs[n] == nil {
+			// Never nil: a nil plaintext is no plaintext to Rewrap.
+			reqs.rewraps[i].Stored, reqs.rewraps[i].Plaintext = "", append([]byte{}, plain[n]...)
+			clear(plain[n])
+		}
+	}
 }
 
 func (m *migration[T]) record(at *pendingChange, stored string, err error) {

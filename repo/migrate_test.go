@@ -333,3 +333,50 @@ func TestMigrateIncreasesTheVersion(t *testing.T) {
 		t.Fatalf("ssn %q, %v, sealed %v", v, err, got.SSN.IsSealed())
 	}
 }
+
+// A change of static context, which values do not record: values sealed
+// under the old spec are opened under it and sealed under the current one;
+// those written under the current one already are left alone.
+func TestMigrateFromSpecChangesTheContext(t *testing.T) {
+	ctx := context.Background()
+	e := newMigEnv(t)
+	old := enc.Spec{KeyID: "key-new", Context: map[string]string{"app": "billing-v1"}}
+	current := enc.Spec{KeyID: "key-new", Context: map[string]string{"app": "billing-v2"}}
+	var before, after []Member
+	for i := range 10 {
+		if i < 6 {
+			before = append(before, migMember(i))
+		} else {
+			after = append(after, migMember(i))
+		}
+	}
+	if err := e.repo(t, old).BatchPut(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.repo(t, current).BatchPut(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	r := e.repo(t, current)
+	if _, err := r.Migrate(ctx, repo.MigrateFromSpec("other", old)); err == nil || !strings.Contains(err.Error(), `"other"`) {
+		t.Fatalf("MigrateFromSpec of a spec the type does not use: %v", err)
+	}
+	st, err := r.Migrate(ctx, repo.MigrateFromSpec("pii", old))
+	if err != nil || st.Changed != 6 || st.Skipped != 4 {
+		t.Fatalf("%+v, %v; want the 6 old items changed", st, err)
+	}
+	n := 0
+	for m, err := range e.repo(t, current).Scan(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		fmt.Sscanf(m.PK, "M#%d", &i)
+		if v, err := m.SSN.Value(); err != nil || v != fmt.Sprintf("ssn-%d", i) {
+			t.Fatalf("%s: %q, %v", m.PK, v, err)
+		}
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("%d items open under the new context, want 10", n)
+	}
+}
