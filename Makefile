@@ -112,7 +112,7 @@ bench: tools
 	bin/benchstat $(TMPOUT)/bench.txt
 	bin/benchratio $(TMPOUT)/bench.txt
 
-demo: deps
+demo:
 	scripts/with-services.sh moto -- go run ./examples/quickstart
 
 rotate-demo:

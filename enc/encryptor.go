@@ -232,7 +232,7 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 	for i, r := range reqs {
 		ref, binding, err := r.prepare(e.keys)
 		if err != nil {
-			return nil, r.Fail(err)
+			return nil, indexed(r.Fail(err), i)
 		}
 		bindings[i] = binding
 		scratch = ref.appendID(scratch[:0])
@@ -240,7 +240,8 @@ func (e *Encryptor) Seal(ctx context.Context, reqs []SealRequest) ([]string, err
 	}
 	out := make([]string, len(reqs))
 	err := e.forEach(ctx, len(groups.order), func(ctx context.Context, gi int) error {
-		return e.sealGroup(ctx, groups.order[gi], reqs, bindings, out)
+		g := groups.order[gi]
+		return indexed(e.sealGroup(ctx, g, reqs, bindings, out), g.reqs[0])
 	})
 	if err != nil {
 		return nil, err

@@ -56,7 +56,24 @@ type Error struct {
 	Op        Op
 	Attribute string // the DynamoDB attribute, when known
 	KeyID     string // the KMS key ID, ARN or alias of the spec
-	Err       error
+	// Index is, for an error of Seal, the position of the failed request
+	// among the call's requests (for a data key that could not be had, the
+	// first of the requests that share it), so a caller can name the item
+	// it belongs to; 0 otherwise.
+	Index int
+	Err   error
+}
+
+// indexed records in err, when it is an *Error, the position of its
+// request in the call.
+func indexed(err error, i int) error {
+	var e *Error
+	if !errors.As(err, &e) || err != error(e) {
+		return err
+	}
+	c := *e
+	c.Index = i
+	return &c
 }
 
 func (e *Error) Error() string {

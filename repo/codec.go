@@ -429,10 +429,31 @@ func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, a
 	}
 	stored, err := e.Seal(ctx, reqs)
 	if err != nil {
-		return err
+		return s.failure(err)
 	}
 	s.fill(stored)
 	return nil
+}
+
+// sealFailure is a failure to seal with the item it happened in, for
+// messages that name the item.
+type sealFailure struct {
+	item    int               // the item's position in the write
+	context map[string]string // the item's encryption context from ContextFrom, if any
+	err     error
+}
+
+func (f *sealFailure) Error() string { return f.err.Error() }
+func (f *sealFailure) Unwrap() error { return f.err }
+
+// failure ties an error of enc.Seal over s's requests to the item of the
+// request that failed.
+func (s *sealing) failure(err error) error {
+	var ee *enc.Error
+	if !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(s.at) {
+		return err
+	}
+	return &sealFailure{item: s.at[ee.Index].item, context: s.reqs[ee.Index].ItemContext, err: err}
 }
 
 // requests returns the seal requests of the reserved values that must be
@@ -450,7 +471,7 @@ func (s *sealing) requests(items []attrMap, absent func(string, string) error) (
 		f := &all[sl.item]
 		req, ok, err := sl.request(f)
 		if err != nil {
-			return nil, err
+			return nil, &sealFailure{item: sl.item, err: err}
 		}
 		if ok {
 			reqs, at = append(reqs, req), append(at, sl)

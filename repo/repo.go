@@ -3,10 +3,13 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -215,8 +218,39 @@ func (r *Repo[T]) reserveItems(op string, items []T, check func(i int, m attrMap
 			return pendingSeal{}, nil, err
 		}
 	}
-	failed := func(err error) error { return fmt.Errorf("repo %s: %s: %w", r.table, op, err) }
+	failed := func(err error) error { return r.sealFailed(op, items, err) }
 	return pendingSeal{s: s, items: out, failed: failed}, sizes, nil
+}
+
+// sealFailed is the error of a write of items whose sealing failed: it
+// names the item, and for a write of several, its position and the
+// encryption context it takes from the item (a tenant, say), which is no
+// secret: KMS logs it with every request.
+func (r *Repo[T]) sealFailed(op string, items []T, err error) error {
+	var sf *sealFailure
+	if !errors.As(err, &sf) || sf.item >= len(items) {
+		return fmt.Errorf("repo %s: %s: %w", r.table, op, err)
+	}
+	where := r.keyOf(items[sf.item]).String()
+	if len(items) > 1 {
+		where += fmt.Sprintf(" (item %d of %d%s)", sf.item, len(items), contextText(sf.context))
+	}
+	return fmt.Errorf("repo %s: %s %s: %w", r.table, op, where, sf.err)
+}
+
+// contextText writes an encryption context for a message: ", context
+// tenant=acme".
+func contextText(c map[string]string) string {
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(c)) {
+		if i == 0 {
+			b.WriteString(", encryption context ")
+		} else {
+			b.WriteString(" ")
+		}
+		b.WriteString(k + "=" + strconv.Quote(c[k]))
+	}
+	return b.String()
 }
 
 // reserveItem marshals item number i, an addressable copy, into s.

@@ -234,13 +234,30 @@ func sealGroup(ctx context.Context, e *enc.Encryptor, ops []*txWriteOp) error {
 	}
 	stored, err := e.Seal(ctx, reqs)
 	if err != nil {
-		return fmt.Errorf("repo: transact: %w", err)
+		return sealedOpFailed(ops, counts, err)
 	}
 	for i, p := range ops {
 		p.seal.s.fill(stored[:counts[i]])
 		stored = stored[counts[i]:]
 	}
 	return nil
+}
+
+// sealedOpFailed names the operation whose value could not be sealed;
+// counts are the requests each operation added, in order.
+func sealedOpFailed(ops []*txWriteOp, counts []int, err error) error {
+	var ee *enc.Error
+	if errors.As(err, &ee) {
+		at := ee.Index
+		for i, n := range counts {
+			if at < n {
+				p := ops[i]
+				return fmt.Errorf("repo: transact: %s %s %s: %w", p.op, p.table, p.key, err)
+			}
+			at -= n
+		}
+	}
+	return fmt.Errorf("repo: transact: %w", err)
 }
 
 // sendWrites sends the transaction, again while DynamoDB cancels it only
