@@ -44,6 +44,7 @@ type Op string
 const (
 	OpEncrypt Op = "encrypt"
 	OpDecrypt Op = "decrypt"
+	OpCheck   Op = "check"
 	// OpRewrap: a stored value could not be brought to its spec's current
 	// key, version or context by [Encryptor.Rewrap].
 	OpRewrap Op = "rewrap"

@@ -42,3 +42,18 @@ func ExampleRepo_Migrate() {
 
 func loadCheckpoint() string { return "" }
 func saveCheckpoint(string)  {}
+
+// Fail at start-up, not on the first request, when a key is missing,
+// disabled or not allowed for the service's role.
+func ExampleRepo_CheckKeys() {
+	ctx := context.Background()
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "arn:aws:kms:us-east-1:111122223333:key/key-id"})
+	customers, err := repo.New[Customer]("customers", repo.WithRegistry(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := customers.CheckKeys(ctx, nil); err != nil {
+		log.Fatalf("KMS keys not usable: %v", err) // one KMS call per spec
+	}
+}

@@ -243,14 +243,14 @@ func (r *Repo[T]) checkMigrateOptions(o MigrateOptions) error {
 // cannot both open and seal, a from-spec for a spec T does not use or that
 // cannot open.
 func (r *Repo[T]) checkMigrateSpecs(o MigrateOptions) error {
-	for _, name := range slices.Sorted(maps.Keys(r.plan.modes)) {
-		if m := r.plan.modes[name]; m != enc.ReadWrite {
+	for _, name := range slices.Sorted(maps.Keys(r.plan.specs)) {
+		if m := r.plan.specs[name].Mode; m != enc.ReadWrite {
 			return fmt.Errorf("repo %s: migrate: spec %q is %s; a migration opens and seals, so it needs ReadWrite", r.table, name, m)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(o.FromSpecs)) {
 		from := o.FromSpecs[name]
-		if _, ok := r.plan.modes[name]; !ok {
+		if _, ok := r.plan.specs[name]; !ok {
 			return fmt.Errorf("repo %s: migrate: MigrateFromSpec(%q): %s uses no spec of that name", r.table, name, r.plan.typ)
 		}
 		if err := from.Validate(); err != nil || !from.Mode.CanDecrypt() {

@@ -41,8 +41,8 @@ type plan struct {
 	// requireSealed says some spec of T has RequireSealed, so reads check
 	// the stored form of its values.
 	requireSealed bool
-	// modes holds the mode of each spec T uses, by name.
-	modes map[string]enc.Mode
+	// specs holds each spec T uses, by name (with the repository's mode).
+	specs map[string]enc.Spec
 	// sealedWith maps an attribute that specs take encryption context from
 	// to the top-level attributes holding values sealed with it.
 	sealedWith map[string][]string
@@ -112,7 +112,7 @@ func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode, projections
 		return nil, fmt.Errorf("repo: item type %s is not a struct", t)
 	}
 	c := &planner{registry: registry, mode: mode, nodes: map[reflect.Type]*structNode{},
-		p: &plan{typ: t, structs: map[reflect.Type]map[string]*attr{}, holds: map[reflect.Type]bool{}, cells: map[reflect.Type]bool{}, modes: map[string]enc.Mode{}}}
+		p: &plan{typ: t, structs: map[reflect.Type]map[string]*attr{}, holds: map[reflect.Type]bool{}, cells: map[reflect.Type]bool{}, specs: map[string]enc.Spec{}}}
 	root, err := c.structOf(t)
 	if err != nil {
 		return nil, err
@@ -193,7 +193,7 @@ func (c *planner) field(f *attr) (*node, error) {
 		if leaf.kind == cellKind {
 			leaf.spec, leaf.specName = spec, specName
 			c.p.requireSealed = c.p.requireSealed || spec.RequireSealed
-			c.p.modes[specName] = spec.Mode
+			c.p.specs[specName] = spec
 			break
 		}
 	}

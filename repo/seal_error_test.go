@@ -68,3 +68,29 @@ func TestSealErrorsNameTheItem(t *testing.T) {
 		t.Fatalf("%d requests sent; error %v", db.calls(), err)
 	}
 }
+
+// CheckKeys checks each spec once, with the sample's tenant for specs that
+// take context from the item.
+func TestCheckKeysUsesTheSample(t *testing.T) {
+	ctx := context.Background()
+	reg := enc.NewRegistry()
+	reg.MustRegister("t", enc.Spec{KeyID: "k", ContextFrom: map[string]string{"tenant": "tenant"}})
+	keys := enctest.New()
+	r, err := repo.New[TenantItem]("items", repo.WithClient(&writeRecorder{}), repo.WithRegistry(reg),
+		repo.WithEncryptor(enc.New(tenantKMS{Provider: keys, refused: "globex"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckKeys(ctx, map[string]string{"tenant": "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckKeys(ctx, map[string]string{"tenant": "globex"}); !errors.Is(err, enc.ErrAccessDenied) || !strings.Contains(err.Error(), `spec "t"`) {
+		t.Fatalf("refused tenant: %v", err)
+	}
+	if err := r.CheckKeys(ctx, nil); err == nil || !strings.Contains(err.Error(), "sample value for it") {
+		t.Fatalf("no sample: %v", err)
+	}
+	if n := keys.Generates.Load(); n != 1 {
+		t.Fatalf("%d GenerateDataKey calls, want 1 (the refused tenant's call is made by the wrapper, not the provider)", n)
+	}
+}

@@ -31,8 +31,8 @@ type Provider struct {
 	aliases map[string]string
 
 	// Fail, when set, is consulted before every call; a non-nil result is
-	// returned as the call's error. op is "GenerateDataKey", "Decrypt" or
-	// "ReEncrypt".
+	// returned as the call's error. op is "GenerateDataKey", "Decrypt",
+	// "ReEncrypt" or "CheckKey".
 	Fail func(op string, key enc.KeyRef) error
 
 	Generates  atomic.Int64
@@ -47,7 +47,14 @@ var (
 	_ enc.KeyProvider = (*Provider)(nil)
 	_ enc.KeyRing     = (*Provider)(nil)
 	_ enc.ReEncrypter = (*Provider)(nil)
+	_ enc.KeyChecker  = (*Provider)(nil)
 )
+
+// CheckKey fails as Fail says for op "CheckKey"; every other key exists and
+// is enabled.
+func (p *Provider) CheckKey(_ context.Context, key enc.KeyRef) error {
+	return p.fail("CheckKey", key)
+}
 
 // SetAlias points alias (an "alias/..." name) at the key target, as KMS
 // CreateAlias and UpdateAlias do: data keys made under the alias from now on
