@@ -36,7 +36,9 @@ func TestCheckKeysAtStartUp(t *testing.T) {
 	if _, err := f.env.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(f.keyID)}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = f.env.KMS.EnableKey(context.Background(), &kms.EnableKeyInput{KeyId: aws.String(f.keyID)}) })
+	t.Cleanup(func() {
+		_, _ = f.env.KMS.EnableKey(context.Background(), &kms.EnableKeyInput{KeyId: aws.String(f.keyID)})
+	})
 	// DescribeKey reports the state on both backends, so this holds on moto
 	// too, which otherwise keeps using a disabled key.
 	if err, _ := check(enc.Spec{KeyID: f.alias, Mode: enc.ReadOnly}); !errors.Is(err, enc.ErrKeyDisabled) {
