@@ -17,20 +17,20 @@ import (
 func TestCheckKeysAtStartUp(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	check := func(spec enc.Spec) (error, enc.Stats) {
+	check := func(spec enc.Spec) (enc.Stats, error) {
 		reg := enc.NewRegistry()
 		reg.MustRegister("pii", spec)
 		r := engineRepoOn[User](t, f, "users-not-needed", repo.WithRegistry(reg))
 		err := r.CheckKeys(ctx, nil)
-		return err, r.Encryptor().Stats()
+		return r.Encryptor().Stats(), err
 	}
-	if err, st := check(enc.Spec{KeyID: f.alias}); err != nil || st.GenerateDataKeyCalls != 1 {
+	if st, err := check(enc.Spec{KeyID: f.alias}); err != nil || st.GenerateDataKeyCalls != 1 {
 		t.Fatalf("a usable key: %v, %+v; want no error after one GenerateDataKey", err, st)
 	}
-	if err, _ := check(enc.Spec{KeyID: "alias/no-such-key-" + f.keyID}); !errors.Is(err, enc.ErrKeyNotFound) {
+	if _, err := check(enc.Spec{KeyID: "alias/no-such-key-" + f.keyID}); !errors.Is(err, enc.ErrKeyNotFound) {
 		t.Fatalf("a missing key: %v, want ErrKeyNotFound", err)
 	}
-	if err, st := check(enc.Spec{KeyID: f.alias, Mode: enc.ReadOnly}); err != nil || st.DescribeKeyCalls != 1 || st.GenerateDataKeyCalls != 0 {
+	if st, err := check(enc.Spec{KeyID: f.alias, Mode: enc.ReadOnly}); err != nil || st.DescribeKeyCalls != 1 || st.GenerateDataKeyCalls != 0 {
 		t.Fatalf("a read-only spec: %v, %+v; want one DescribeKey", err, st)
 	}
 	if _, err := f.env.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(f.keyID)}); err != nil {
@@ -41,7 +41,7 @@ func TestCheckKeysAtStartUp(t *testing.T) {
 	})
 	// DescribeKey reports the state on both backends, so this holds on moto
 	// too, which otherwise keeps using a disabled key.
-	if err, _ := check(enc.Spec{KeyID: f.alias, Mode: enc.ReadOnly}); !errors.Is(err, enc.ErrKeyDisabled) {
+	if _, err := check(enc.Spec{KeyID: f.alias, Mode: enc.ReadOnly}); !errors.Is(err, enc.ErrKeyDisabled) {
 		t.Fatalf("a read-only spec on a disabled key: %v, want ErrKeyDisabled", err)
 	}
 }
