@@ -118,9 +118,9 @@ func readLambdaFixture(t *testing.T) stream.LambdaEvent {
 }
 
 type want struct {
-	name             stream.EventName
-	oldSSN, newSSN   string // "" when absent
-	newFails, by_ttl bool
+	name            stream.EventName
+	oldSSN, newSSN  string // "" when absent
+	newFails, byTTL bool
 }
 
 func TestOpenLambdaFixture(t *testing.T) {
@@ -135,7 +135,7 @@ func TestOpenLambdaFixture(t *testing.T) {
 		{name: stream.Insert, newSSN: "222-22-1111"},
 		{name: stream.Modify, oldSSN: "222-22-1111", newFails: true},
 		{name: stream.Remove, oldSSN: "111-11-2222"},
-		{name: stream.Remove, oldSSN: "222-22-1111", by_ttl: true},
+		{name: stream.Remove, oldSSN: "222-22-1111", byTTL: true},
 	}
 	if len(changes) != len(wants) {
 		t.Fatalf("%d changes, want %d", len(changes), len(wants))
@@ -154,8 +154,8 @@ func TestOpenLambdaFixture(t *testing.T) {
 func checkChange(t *testing.T, c stream.Change[patient], w want) {
 	t.Helper()
 	id := c.Record.EventID
-	if c.Record.EventName != w.name || c.Record.ByTTL() != w.by_ttl {
-		t.Errorf("%s: event %s (TTL %v), want %s (TTL %v)", id, c.Record.EventName, c.Record.ByTTL(), w.name, w.by_ttl)
+	if c.Record.EventName != w.name || c.Record.ByTTL() != w.byTTL {
+		t.Errorf("%s: event %s (TTL %v), want %s (TTL %v)", id, c.Record.EventName, c.Record.ByTTL(), w.name, w.byTTL)
 	}
 	checkImage(t, id+" old", c.Old, w.oldSSN, false)
 	checkImage(t, id+" new", c.New, w.newSSN, w.newFails)
@@ -167,10 +167,7 @@ func checkChange(t *testing.T, c stream.Change[patient], w want) {
 func checkImage(t *testing.T, what string, img stream.Image[patient], ssn string, fails bool) {
 	t.Helper()
 	if fails {
-		var ie *repo.ItemError
-		if !img.Present || !errors.As(img.Err, &ie) || !errors.Is(img.Err, enc.ErrInvalidCiphertext) {
-			t.Errorf("%s: present %v, err %v; want an *ItemError wrapping ErrInvalidCiphertext", what, img.Present, img.Err)
-		}
+		checkFailedImage(t, what, img)
 		return
 	}
 	if img.Present != (ssn != "") || img.Err != nil {
@@ -197,5 +194,13 @@ func TestDamagedImageErrorHasNoValues(t *testing.T) {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %q", err, s)
 		}
+	}
+}
+
+func checkFailedImage(t *testing.T, what string, img stream.Image[patient]) {
+	t.Helper()
+	var ie *repo.ItemError
+	if !img.Present || !errors.As(img.Err, &ie) || !errors.Is(img.Err, enc.ErrInvalidCiphertext) {
+		t.Errorf("%s: present %v, err %v; want an *ItemError wrapping ErrInvalidCiphertext", what, img.Present, img.Err)
 	}
 }

@@ -54,21 +54,26 @@ func TestOpenStreamsOneDecryptPerBatch(t *testing.T) {
 	r := patients(t, enc.New(keys))
 	changes := stream.OpenStreams(context.Background(), r, recs)
 	for i, c := range changes {
-		if c.Record.EventName != stream.Modify || c.Record.SequenceNumber != fmt.Sprint(1000+i) {
-			t.Errorf("change %d: %s %s", i, c.Record.EventName, c.Record.SequenceNumber)
-		}
-		if got, _ := c.Old.Item.SSN.Value(); got != fmt.Sprintf("000-00-%04d", i) {
-			t.Errorf("change %d: old ssn did not open (%v)", i, c.Old.Err)
-		}
-		if failed := c.New.Err != nil; failed != (i == 7) || !c.New.Present {
-			t.Errorf("change %d: new image present %v, err %v", i, c.New.Present, c.New.Err)
-		}
+		checkStreamsChange(t, i, c, i == 7)
 	}
 	if n := r.Encryptor().Stats().DecryptCalls; n != 1 {
 		t.Errorf("Decrypt calls = %d for 39 images under one data key, want 1", n)
 	}
 	if _, err := stream.FromStreams(recs[7]); err == nil {
 		t.Error("FromStreams of an unknown attribute type: no error")
+	}
+}
+
+func checkStreamsChange(t *testing.T, i int, c stream.Change[patient], newFails bool) {
+	t.Helper()
+	if c.Record.EventName != stream.Modify || c.Record.SequenceNumber != fmt.Sprint(1000+i) {
+		t.Errorf("change %d: %s %s", i, c.Record.EventName, c.Record.SequenceNumber)
+	}
+	if got, _ := c.Old.Item.SSN.Value(); got != fmt.Sprintf("000-00-%04d", i) {
+		t.Errorf("change %d: old ssn did not open (%v)", i, c.Old.Err)
+	}
+	if failed := c.New.Err != nil; failed != newFails || !c.New.Present {
+		t.Errorf("change %d: new image present %v, err %v", i, c.New.Present, c.New.Err)
 	}
 }
 
