@@ -83,6 +83,19 @@ func New(tb testing.TB) *Env {
 	return env
 }
 
+// Connect returns an Env over DynamoDB and KMS already running at these base
+// URLs (for example a container a test started), with test credentials and
+// region us-east-1; the environment's AWS settings are not read. backend is
+// the name Env.Backend reports.
+func Connect(tb testing.TB, dynamodbURL, kmsURL, backend string) *Env {
+	tb.Helper()
+	env, err := newEnv(context.Background(), endpoints{dynamodb: dynamodbURL, kms: kmsURL, backend: backend})
+	if err != nil {
+		tb.Fatalf("dynotest: %v", err)
+	}
+	return env
+}
+
 // newEnv loads the AWS configuration for ep.
 func newEnv(ctx context.Context, ep endpoints) (*Env, error) {
 	cfg, err := loadConfig(ctx, ep)
