@@ -2,9 +2,9 @@
 # 127.0.0.1 (see scripts/services.sh); no AWS account or Docker is needed.
 #
 #   make deps          npm ci (dynalite) when needed, then build bin/ tools
-#   make lint          gofmt, go vet and staticcheck on both modules
+#   make lint          gofmt, go vet and staticcheck on the three modules (root, dynotest/, tests/)
 #   make unit          root module tests (no network)
-#   make integration   tests/ module against moto, then against dynalite + local-kms
+#   make integration   tests/ and dynotest/ modules against moto, then against dynalite + local-kms
 #   make test          deps + unit + integration
 #   make demo          examples/quickstart against moto
 #   make rotate-demo   examples/rotate against moto: a mixed table migrated, then the policies turned on
@@ -12,8 +12,10 @@
 #                      then the library's time against the raw AWS SDK (bin/benchratio)
 #   make interop-fixture  re-make tests/interop/testdata/python-fixture.json (Python, on local-kms)
 #
-# Variables: BACKENDS (default "moto strict"), ALLOW_SKIP (regexp of tests
-# that may be skipped on every backend, e.g. Docker-only suites), GOTEST_FLAGS.
+# Variables: BACKENDS (default "moto strict"; a subset runs only those, and
+# then a test skipped on all of them is listed, not failed), ALLOW_SKIP
+# (regexp of tests that may be skipped on every backend, e.g. Docker-only
+# suites), GOTEST_FLAGS.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,7 +23,10 @@ SHELL := /bin/bash
 # Keep the steps in order even under make -j: they start and stop services.
 .NOTPARALLEL:
 
-BACKENDS ?= moto strict
+ALL_BACKENDS := moto strict
+BACKENDS ?= $(ALL_BACKENDS)
+# Modules whose tests run on every backend.
+IT_MODULES := tests dynotest
 ALLOW_SKIP ?=
 GOTEST_FLAGS ?=
 TMPOUT := .tmp
@@ -57,10 +62,12 @@ fmt-check:
 
 vet:
 	go vet ./...
+	cd dynotest && go vet ./...
 	cd tests && go vet ./...
 
 staticcheck: tools
 	bin/staticcheck ./...
+	cd dynotest && ../bin/staticcheck ./...
 	cd tests && ../bin/staticcheck ./...
 
 # Optional: only where shellcheck is installed (it is not part of the image).
@@ -75,7 +82,7 @@ lint: fmt-check vet staticcheck shellcheck
 unit:
 	go test -race -count=1 $(GOTEST_FLAGS) ./...
 
-# Runs the tests/ module once per backend, keeps going when one fails, and
+# Runs the IT_MODULES once per backend, keeps going when one fails, and
 # then prints the summary (failed tests' output, per-backend counts, totals).
 integration: deps
 	@mkdir -p $(TMPOUT) && rm -f $(TMPOUT)/it-*.json
@@ -83,12 +90,13 @@ integration: deps
 	@status=0; \
 	for b in $(BACKENDS); do \
 		echo "=== integration tests on $$b"; \
-		rc=0; scripts/with-services.sh $$b -- sh -c 'cd tests && go test -race -count=1 $(GOTEST_FLAGS) -json ./... > ../$(TMPOUT)/it-'"$$b"'.json' || rc=$$?; \
+		rc=0; scripts/with-services.sh $$b -- sh -c 'rc=0; out=$$PWD/$(TMPOUT)/it-'"$$b"'.json; : > "$$out"; \
+			for m in $(IT_MODULES); do (cd $$m && go test -race -count=1 $(GOTEST_FLAGS) -json ./... >> "$$out") || rc=$$?; done; exit $$rc' || rc=$$?; \
 		if [ $$rc -gt 128 ]; then echo "=== interrupted"; exit $$rc; fi; \
 		if [ $$rc -ne 0 ]; then echo "=== integration tests on $$b FAILED (exit $$rc)"; status=1; fi; \
 	done; \
 	args=""; for b in $(BACKENDS); do args="$$args $$b=$(TMPOUT)/it-$$b.json"; done; \
-	bin/testsummary $(if $(ALLOW_SKIP),-allow-skip '$(ALLOW_SKIP)') $$args || status=1; \
+	bin/testsummary -backends '$(ALL_BACKENDS)' $(if $(ALLOW_SKIP),-allow-skip '$(ALLOW_SKIP)') $$args || status=1; \
 	exit $$status
 
 test: deps unit integration

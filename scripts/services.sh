@@ -9,7 +9,8 @@
 #   strict  dynalite (node_modules, strict DynamoDB) + local-kms (bin/localkms, strict KMS)
 #
 # Every server binds 127.0.0.1 on a free port. `start` writes ENVFILE with
-# `export` lines for the standard AWS SDK variables plus DYNOSEAL_BACKEND,
+# `export` lines for the standard AWS SDK variables plus DYNOSEAL_BACKEND
+# and DYNOTEST_BACKEND (the backend's name, which dynotest reports),
 # DYNOSEAL_PIDS (the servers' PIDs), DYNOSEAL_PID_STARTS (their start times,
 # so a reused PID is never signalled) and DYNOSEAL_LOGDIR (logs and data).
 # `stop` signals exactly those PIDs (TERM, then KILL after a grace period),
@@ -255,6 +256,7 @@ cmd_start() {
 		echo "export AWS_DEFAULT_REGION='$REGION'"
 		echo "unset AWS_SESSION_TOKEN AWS_PROFILE AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 		echo "export DYNOSEAL_BACKEND=$(quote "$backend")"
+		echo "export DYNOTEST_BACKEND=$(quote "$backend")"
 		echo "export DYNOSEAL_PIDS=$(quote "${PIDS[*]}")"
 		echo "export DYNOSEAL_PID_STARTS=$(quote "${STARTS[*]}")"
 		echo "export DYNOSEAL_LOGDIR=$(quote "$LOGDIR")"

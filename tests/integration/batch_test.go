@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/dynoseal/dynoseal/dynotest"
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
 // batchCustomer has a composite key and three encrypted fields under one spec.

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
+	"github.com/dynoseal/dynoseal/dynotest"
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
 const engineSSN = "123-45-6789"

@@ -9,11 +9,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dynoseal/dynoseal/dynotest"
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/kmsx"
 	"github.com/dynoseal/dynoseal/repo"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
 // Entry has a string hash key and a number range key, so bindings cover

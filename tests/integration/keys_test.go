@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/dynoseal/dynoseal/dynotest"
 	"github.com/dynoseal/dynoseal/enc"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
 // keyARN asks KMS for the ARN of a key.

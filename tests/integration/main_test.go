@@ -1,21 +1,27 @@
 // Package integration checks the library against real DynamoDB and KMS
 // emulators through the AWS SDK. Run it with `make test`, which starts the
-// services of each backend and sets the standard endpoint variables.
+// services of each backend and sets the standard endpoint variables; a plain
+// `go test ./integration/` lets dynotest start moto_server (or, with
+// DYNOTEST_BACKEND=strict, dynalite and local-kms) once for the package.
 package integration
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dynoseal/dynoseal/dynotest"
+	_ "github.com/dynoseal/dynoseal/dynotest/localkms" // the KMS beside dynalite when dynotest starts it
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
+
+func TestMain(m *testing.M) { os.Exit(dynotest.Main(m)) }
 
 type User struct {
 	PK    string                  `dynamodbav:"pk" repo:"hash"`

@@ -16,7 +16,7 @@ import (
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
 	"github.com/dynoseal/dynoseal/stream"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
+	"github.com/dynoseal/dynoseal/dynotest"
 )
 
 func withStream(in *dynamodb.CreateTableInput) {

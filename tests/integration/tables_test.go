@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dynoseal/dynoseal/dynotest"
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/field"
 	"github.com/dynoseal/dynoseal/repo"
-	"github.com/dynoseal/dynoseal/tests/dynotest"
 )
 
 // Issue declares its indexes in its tags: by-status (status, opened) and

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	testsummary [-allow-skip REGEXP] [-max-output N] [BACKEND=]FILE...
+//	testsummary [-allow-skip REGEXP] [-backends LIST] [-max-output N] [BACKEND=]FILE...
 //
 // A bare FILE names its backend by the file name without directory and
 // extension. For each backend it prints "BACKEND: N passed, N failed, N
@@ -17,7 +17,9 @@
 //     (passed or failed) on a backend,
 //   - a test (package and name) was skipped and ran on no backend at all;
 //     tests matching -allow-skip (against "importpath.TestName/subtest")
-//     are listed but do not fail the run.
+//     are listed but do not fail the run, and so are all such tests when
+//     -backends names a backend that has no FILE (a test skipped on the
+//     backends that ran may be one for a backend that did not).
 //
 // It exits 2 on bad usage.
 package main
@@ -256,13 +258,58 @@ func skippedEverywhere(bs []*backend) []testID {
 	return out
 }
 
+// notRun lists the backends of all (space- or comma-separated) that have no
+// stream in bs.
+func notRun(bs []*backend, all string) []string {
+	have := map[string]bool{}
+	for _, b := range bs {
+		have[b.name] = true
+	}
+	var missing []string
+	for _, name := range strings.FieldsFunc(all, func(r rune) bool { return r == ' ' || r == ',' }) {
+		if !have[name] {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+// reportSkips lists the tests skipped on every backend that ran and says
+// whether that fails the run: it does for those -allow-skip does not match,
+// unless some backends of the suite did not run (a test skipped on the ones
+// that ran may run on those).
+func reportSkips(w io.Writer, bs []*backend, allow *regexp.Regexp, missing []string) bool {
+	var fatal, allowed []string
+	for _, id := range skippedEverywhere(bs) {
+		if allow != nil && allow.MatchString(id.String()) {
+			allowed = append(allowed, id.String())
+		} else {
+			fatal = append(fatal, id.String())
+		}
+	}
+	if len(allowed) > 0 {
+		fmt.Fprintf(w, "skipped on every backend (allowed by -allow-skip): %s\n", strings.Join(allowed, ", "))
+	}
+	if len(fatal) == 0 {
+		return false
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(w, "skipped on every backend that ran (not checked: %s did not run): %s\n",
+			strings.Join(missing, ", "), strings.Join(fatal, ", "))
+		return false
+	}
+	fmt.Fprintf(w, "skipped on every backend: %s\n", strings.Join(fatal, ", "))
+	return true
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("testsummary", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	allowSkip := fs.String("allow-skip", "", "regexp of tests (importpath.TestName) that may be skipped on every backend")
+	all := fs.String("backends", "", "every backend of the suite, separated by spaces or commas; when some of them have no FILE, skips are listed but do not fail the run")
 	maxOutput := fs.Int("max-output", 200, "print at most this many trailing output lines of each failed test")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: testsummary [-allow-skip REGEXP] [-max-output N] [BACKEND=]FILE...")
+		fmt.Fprintln(stderr, "usage: testsummary [-allow-skip REGEXP] [-backends LIST] [-max-output N] [BACKEND=]FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -334,19 +381,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	var fatal, allowed []string
-	for _, id := range skippedEverywhere(bs) {
-		if allow != nil && allow.MatchString(id.String()) {
-			allowed = append(allowed, id.String())
-		} else {
-			fatal = append(fatal, id.String())
-		}
-	}
-	if len(allowed) > 0 {
-		fmt.Fprintf(w, "skipped on every backend (allowed by -allow-skip): %s\n", strings.Join(allowed, ", "))
-	}
-	if len(fatal) > 0 {
-		fmt.Fprintf(w, "skipped on every backend: %s\n", strings.Join(fatal, ", "))
+	if reportSkips(w, bs, allow, notRun(bs, *all)) {
 		bad = true
 	}
 

@@ -149,6 +149,24 @@ func TestSkippedOnTheOnlyBackendFails(t *testing.T) {
 	}
 }
 
+// make integration BACKENDS=moto: a test skipped on moto may run on strict,
+// which did not run, so the skip is listed and the run passes.
+func TestSkippedOnASubsetOfTheBackendsIsListedOnly(t *testing.T) {
+	args := writeFiles(t, map[string]string{
+		"moto": stream(t, "run TestA", "pass TestA", "run TestTx", "skip TestTx", "pass -"),
+	})
+	code, out := runSummary(t, append([]string{"-backends", "moto strict"}, args...)...)
+	want := "skipped on every backend that ran (not checked: strict did not run): " + pkg + ".TestTx\n"
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want 0 with %q:\n%s", code, want, out)
+	}
+	// With every backend of the suite run, the same skip fails.
+	code, out = runSummary(t, append([]string{"-backends", "moto"}, args...)...)
+	if code != 1 || !strings.Contains(out, "skipped on every backend: "+pkg+".TestTx") {
+		t.Errorf("-backends moto: exit %d, want 1:\n%s", code, out)
+	}
+}
+
 func TestFailuresAreListedWithOutput(t *testing.T) {
 	args := writeFiles(t, map[string]string{
 		"moto": stream(t, "run TestA", "pass TestA", "run TestB", "pass TestB", "pass -"),
