@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 )
 
 // Options configure an [Encryptor].
@@ -22,6 +26,12 @@ type Options struct {
 	EncryptCache *CacheLimits
 	// DecryptCache, when set, keeps decrypted data keys for later calls.
 	DecryptCache *CacheLimits
+	// TracerProvider, MeterProvider and Logger, when set, observe KMS
+	// calls and caches; see WithTracerProvider, WithMeterProvider and
+	// WithLogger.
+	TracerProvider tracing.TracerProvider
+	MeterProvider  metrics.MeterProvider
+	Logger         *slog.Logger
 
 	// random supplies nonces and now reads the clock; tests replace them.
 	random io.Reader
@@ -58,6 +68,7 @@ type Encryptor struct {
 	stats   counters
 	sealers *keyCache // nil when off
 	openers *keyCache // nil when off
+	obs     *observer // nil without telemetry
 	// sessions holds the memos of open sessions (*keyCache -> struct{}),
 	// so that ClearCaches reaches them.
 	sessions sync.Map
@@ -72,12 +83,14 @@ func New(p KeyProvider, opts ...Option) *Encryptor {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
-	e := &Encryptor{keys: p, opts: o}
+	e := &Encryptor{keys: p, opts: o, obs: newObserver(o)}
 	if o.EncryptCache != nil {
 		e.sealers = newKeyCache(*o.EncryptCache, o.now)
+		e.sealers.onEvict = e.obs.evicted(encryptCache)
 	}
 	if o.DecryptCache != nil {
 		e.openers = newKeyCache(*o.DecryptCache, o.now)
+		e.openers.onEvict = e.obs.evicted(decryptCache)
 	}
 	return e
 }
@@ -310,9 +323,11 @@ func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypt
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
+			e.obs.hit(ctx, encryptCache)
 			return plain, encrypted, nil
 		}
 		e.stats.misses.Add(1)
+		e.obs.miss(ctx, encryptCache)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
 	plain, encrypted, err = e.generate(ctx, g.ref)
@@ -515,6 +530,7 @@ func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byt
 	}
 	if done == nil {
 		e.stats.hits.Add(1)
+		e.obs.hit(ctx, sessionMemo)
 		return plain, nil
 	}
 	defer func() { done(err) }() // err is the named result: what KMS said
@@ -537,9 +553,11 @@ func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
+			e.obs.hit(ctx, decryptCache)
 			return plain, nil
 		}
 		e.stats.misses.Add(1)
+		e.obs.miss(ctx, decryptCache)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
 	plain, err = e.decryptKey(ctx, g, encrypted)
@@ -554,7 +572,9 @@ func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted
 
 func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, error) {
 	start := time.Now()
-	plain, encrypted, err := e.keys.GenerateDataKey(ctx, ref)
+	spanCtx, call := e.obs.startKMS(ctx, kmsGenerate, ref, 0)
+	plain, encrypted, err := e.keys.GenerateDataKey(spanCtx, ref)
+	call.end(ctx, 0, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.generate.Add(1)
 	if err != nil {
@@ -579,11 +599,13 @@ func (e *Encryptor) decryptFrom(ctx context.Context, g *keyGroup, encrypted []by
 	var plain []byte
 	var from KeyOrigin
 	var err error
+	spanCtx, call := e.obs.startKMS(ctx, kmsDecrypt, g.ref, len(g.previous))
 	if len(g.previous) == 0 {
-		plain, err = e.keys.DecryptDataKey(ctx, g.ref, encrypted)
+		plain, err = e.keys.DecryptDataKey(spanCtx, g.ref, encrypted)
 	} else {
-		plain, from, err = e.keys.(KeyRing).DecryptDataKeyFrom(ctx, g.ref, g.previous, encrypted)
+		plain, from, err = e.keys.(KeyRing).DecryptDataKeyFrom(spanCtx, g.ref, g.previous, encrypted)
 	}
+	call.end(ctx, from.Lookups, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.decrypt.Add(1)
 	e.stats.describe.Add(int64(from.Lookups))

@@ -1,0 +1,82 @@
+// Package callstats counts the KMS work of one repository operation. The
+// repository puts a *Calls in the context it passes to the encryptor, which
+// adds to it: an Encryptor's own Stats are shared by every caller, so their
+// difference before and after an operation is wrong as soon as two run at
+// once.
+package callstats
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/aws/smithy-go"
+)
+
+// Calls counts the KMS calls and data-key cache lookups made with one
+// context. The encryptor may add to it from several goroutines at once.
+type Calls struct {
+	KMS, CacheHits, CacheMisses atomic.Int64
+}
+
+type key struct{}
+
+// With returns ctx carrying c.
+func With(ctx context.Context, c *Calls) context.Context {
+	return context.WithValue(ctx, key{}, c)
+}
+
+// From returns the counter ctx carries, or nil.
+func From(ctx context.Context) *Calls {
+	c, _ := ctx.Value(key{}).(*Calls)
+	return c
+}
+
+// AddKMS counts n KMS calls against the counter of ctx, if any.
+func AddKMS(ctx context.Context, n int64) {
+	if c := From(ctx); c != nil && n != 0 {
+		c.KMS.Add(n)
+	}
+}
+
+// Hit counts a data key taken from a cache against the counter of ctx.
+func Hit(ctx context.Context) {
+	if c := From(ctx); c != nil {
+		c.CacheHits.Add(1)
+	}
+}
+
+// Miss counts a cache lookup that went to KMS against the counter of ctx.
+func Miss(ctx context.Context) {
+	if c := From(ctx); c != nil {
+		c.CacheMisses.Add(1)
+	}
+}
+
+// Class names a sentinel error for telemetry.
+type Class struct {
+	Err  error
+	Name string
+}
+
+// Classify names the kind of err for a span or metric without its text,
+// which may name keys and attributes: the first class err matches, else
+// the context's end, else the AWS error code, else "other".
+func Classify(err error, classes []Class) string {
+	for _, c := range classes {
+		if errors.Is(err, c.Err) {
+			return c.Name
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return "other"
+}
