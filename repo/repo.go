@@ -4,6 +4,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/kmsx"
@@ -57,6 +60,12 @@ type Options struct {
 	// IndexProjections say what the indexes T declares copy from the
 	// table; see WithIndexProjection.
 	IndexProjections []IndexProjection
+	// TracerProvider, MeterProvider and Logger, when set, observe the
+	// repository's operations; see WithTracerProvider, WithMeterProvider
+	// and WithLogger.
+	TracerProvider tracing.TracerProvider
+	MeterProvider  metrics.MeterProvider
+	Logger         *slog.Logger
 }
 
 // Option changes [Options].
@@ -94,6 +103,7 @@ type Repo[T any] struct {
 	plan      *plan
 	root      *structNode // T's encrypted values; nil when it has none
 	batch     BatchOptions
+	tel       *telemetry // nil without telemetry
 }
 
 // New checks T once (keys, encrypted fields, their specs, every tag) and
@@ -119,7 +129,8 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plan: p, root: p.root, batch: o.Batch.withDefaults()}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plan: p, root: p.root, batch: o.Batch.withDefaults(),
+		tel: newTelemetry(table, o, p.modes)}, nil
 }
 
 // Table returns the table name.
@@ -163,7 +174,9 @@ func formatKeyValue(v any) string {
 // Marshal seals the encrypted fields of item and returns its attributes, for
 // callers who build their own requests. item itself is not changed. An item
 // too large for DynamoDB once sealed fails with ErrItemTooLarge.
-func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.AttributeValue, error) {
+func (r *Repo[T]) Marshal(ctx context.Context, item T) (_ map[string]types.AttributeValue, err error) {
+	ctx, sp := r.trace(ctx, "Marshal", 1)
+	defer sp.end(&err)
 	ms, _, err := r.marshalItems(ctx, "marshal", []T{item}, nil)
 	if err != nil {
 		return nil, err
@@ -263,7 +276,9 @@ func marshalMap(v any) (map[string]types.AttributeValue, error) {
 }
 
 // Unmarshal turns attributes into an item and opens its encrypted fields.
-func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (T, error) {
+func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (_ T, err error) {
+	ctx, sp := r.trace(ctx, "Unmarshal", 1)
+	defer sp.end(&err)
 	items, errs := r.openItems(ctx, r.encryptor, "unmarshal", []attrMap{m}, false)
 	return items[0], errs[0]
 }

@@ -17,12 +17,16 @@ import (
 // context. The encryptor may add to it from several goroutines at once.
 type Calls struct {
 	KMS, CacheHits, CacheMisses atomic.Int64
+	// parent is the counter of the operation this one runs inside, which
+	// counts the same work.
+	parent *Calls
 }
 
 type key struct{}
 
 // With returns ctx carrying c.
 func With(ctx context.Context, c *Calls) context.Context {
+	c.parent = From(ctx)
 	return context.WithValue(ctx, key{}, c)
 }
 
@@ -34,21 +38,21 @@ func From(ctx context.Context) *Calls {
 
 // AddKMS counts n KMS calls against the counter of ctx, if any.
 func AddKMS(ctx context.Context, n int64) {
-	if c := From(ctx); c != nil && n != 0 {
+	for c := From(ctx); c != nil && n != 0; c = c.parent {
 		c.KMS.Add(n)
 	}
 }
 
 // Hit counts a data key taken from a cache against the counter of ctx.
 func Hit(ctx context.Context) {
-	if c := From(ctx); c != nil {
+	for c := From(ctx); c != nil; c = c.parent {
 		c.CacheHits.Add(1)
 	}
 }
 
 // Miss counts a cache lookup that went to KMS against the counter of ctx.
 func Miss(ctx context.Context) {
-	if c := From(ctx); c != nil {
+	for c := From(ctx); c != nil; c = c.parent {
 		c.CacheMisses.Add(1)
 	}
 }
