@@ -1,0 +1,133 @@
+package enc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/aws/smithy-go/tracing"
+
+	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/enc/enctest"
+	"github.com/dynoseal/dynoseal/internal/teltest"
+)
+
+const secretText = "4111-1111-1111-1111"
+
+func observed(t *testing.T, opts ...enc.Option) (*enc.Encryptor, *enctest.Provider, *teltest.Recorder, *bytes.Buffer) {
+	t.Helper()
+	rec := teltest.New()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	keys := enctest.New()
+	all := append([]enc.Option{enc.WithTracerProvider(rec), enc.WithMeterProvider(rec), enc.WithLogger(log)}, opts...)
+	return enc.New(keys, all...), keys, rec, &logs
+}
+
+// checkClean fails when a span property holds anything but a short string,
+// a number or a bool, or holds the plaintext.
+func checkClean(t *testing.T, rec *teltest.Recorder, plaintexts ...string) {
+	t.Helper()
+	for _, s := range rec.Spans() {
+		if !s.Ended {
+			t.Errorf("span %s not ended", s.Name())
+		}
+		for k, v := range s.Props {
+			switch v.(type) {
+			case string, int, int64, bool:
+			default:
+				t.Errorf("span %s: property %v is a %T", s.Name(), k, v)
+			}
+			for _, p := range plaintexts {
+				if strings.Contains(fmt.Sprint(v), p) {
+					t.Errorf("span %s: property %v holds a plaintext", s.Name(), k)
+				}
+			}
+		}
+	}
+}
+
+func TestKMSCallsAreTracedAndCounted(t *testing.T) {
+	ctx := context.Background()
+	e, _, rec, _ := observed(t)
+	spec := enc.Spec{KeyID: "alias/cards", Region: "eu-west-1", Context: map[string]string{"app": "shop"}}
+	sealed, err := e.Seal(ctx, []enc.SealRequest{{Spec: spec, Plaintext: []byte(secretText)}, {Spec: spec, Plaintext: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decrypt(ctx, spec, sealed[0]); err != nil {
+		t.Fatal(err)
+	}
+	gen, dec := rec.Named("dynoseal.kms.GenerateDataKey"), rec.Named("dynoseal.kms.Decrypt")
+	if len(gen) != 1 || len(dec) != 1 {
+		t.Fatalf("%d GenerateDataKey and %d Decrypt spans, want one each", len(gen), len(dec))
+	}
+	for _, s := range append(gen, dec...) {
+		if s.Prop("dynoseal.kms.key_id") != "alias/cards" || s.Prop("dynoseal.kms.region") != "eu-west-1" || s.Kind != tracing.SpanKindClient {
+			t.Errorf("span %s: properties %v, kind %v", s.Name(), s.Props, s.Kind)
+		}
+	}
+	checkClean(t, rec, secretText, sealed[0], "shop")
+	if n := rec.Sum("dynoseal.kms.calls", "operation", "GenerateDataKey", "outcome", "ok"); n != 1 {
+		t.Errorf("dynoseal.kms.calls{GenerateDataKey, ok} = %v, want 1", n)
+	}
+	if n := rec.Sum("dynoseal.kms.calls", "operation", "Decrypt", "outcome", "ok"); n != 1 {
+		t.Errorf("dynoseal.kms.calls{Decrypt, ok} = %v, want 1", n)
+	}
+	if rec.Sum("dynoseal.kms.duration") <= 0 {
+		t.Error("no KMS duration recorded")
+	}
+}
+
+func TestKMSFailureIsClassifiedAndThrottlingLogged(t *testing.T) {
+	e, keys, rec, logs := observed(t)
+	keys.Fail = func(string, enc.KeyRef) error { return fmt.Errorf("kms said: %w", enc.ErrThrottled) }
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: "k"}, []byte(secretText)); !errors.Is(err, enc.ErrThrottled) {
+		t.Fatalf("err = %v", err)
+	}
+	s := rec.Named("dynoseal.kms.GenerateDataKey")
+	if len(s) != 1 || s[0].Status != tracing.SpanStatusError || s[0].Prop("error.type") != "throttled" {
+		t.Fatalf("spans %v", s)
+	}
+	if n := rec.Sum("dynoseal.kms.calls", "outcome", "error"); n != 1 {
+		t.Errorf("dynoseal.kms.calls{error} = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "KMS request throttled") {
+		t.Errorf("log: %q", logs.String())
+	}
+}
+
+func TestCacheHitsMissesAndEvictionsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	e, _, rec, logs := observed(t, enc.WithCache(enc.CacheLimits{MaxEntries: 1}))
+	a, b := enc.Spec{KeyID: "a"}, enc.Spec{KeyID: "b"}
+	for _, s := range []enc.Spec{a, a, b} {
+		if _, err := e.Encrypt(ctx, s, []byte(secretText)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits, misses := rec.Sum("dynoseal.cache.hits", "cache", "encrypt"), rec.Sum("dynoseal.cache.misses", "cache", "encrypt"); hits != 1 || misses != 2 {
+		t.Errorf("encrypt cache: %v hits, %v misses, want 1 and 2", hits, misses)
+	}
+	if n := rec.Sum("dynoseal.cache.evictions", "cache", "encrypt", "reason", "full"); n != 1 {
+		t.Errorf("evictions{encrypt, full} = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG") || !strings.Contains(logs.String(), "evicted") {
+		t.Errorf("log: %q", logs.String())
+	}
+	if st := e.Stats(); st.CacheHits != 1 || st.CacheMisses != 2 {
+		t.Errorf("Stats %+v disagree", st)
+	}
+}
+
+func TestNoTelemetryByDefault(t *testing.T) {
+	// An encryptor with a nil logger and providers works as one without.
+	e := enc.New(enctest.New(), enc.WithTracerProvider(nil), enc.WithMeterProvider(nil), enc.WithLogger(nil))
+	if _, err := e.Encrypt(context.Background(), enc.Spec{KeyID: "k"}, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+}
