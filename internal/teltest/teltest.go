@@ -193,3 +193,36 @@ func (r *Recorder) Metrics() map[string]float64 {
 	defer r.mu.Unlock()
 	return maps.Clone(r.sums)
 }
+
+// Problems lists what is wrong with the recorded spans: one not ended, a
+// property that is not a string, number or bool, or one that holds any of
+// secrets (plaintexts, stored values, context values).
+func (r *Recorder) Problems(secrets ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, s := range r.spans {
+		if !s.Ended {
+			out = append(out, "span "+s.name+" not ended")
+		}
+		for k, v := range s.Props {
+			out = append(out, propProblems(s.name, k, v, secrets)...)
+		}
+	}
+	return out
+}
+
+func propProblems(span string, k, v any, secrets []string) []string {
+	var out []string
+	switch v.(type) {
+	case string, int, int64, bool:
+	default:
+		out = append(out, fmt.Sprintf("span %s: property %v is a %T", span, k, v))
+	}
+	for _, secret := range secrets {
+		if strings.Contains(fmt.Sprint(v), secret) {
+			out = append(out, fmt.Sprintf("span %s: property %v holds a secret", span, k))
+		}
+	}
+	return out
+}
