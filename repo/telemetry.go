@@ -58,12 +58,7 @@ func newTelemetry(table string, o Options, specs map[string]enc.Mode) *telemetry
 		return nil
 	}
 	t := &telemetry{table: table, log: o.Logger, specs: slices.Sorted(maps.Keys(specs))}
-	for _, name := range t.specs {
-		if s, ok := o.Registry.Lookup(name); ok && !slices.Contains(t.keyIDs, s.KeyID) {
-			t.keyIDs = append(t.keyIDs, s.KeyID)
-		}
-	}
-	slices.Sort(t.keyIDs)
+	t.keyIDs = keyIDs(o.Registry, t.specs)
 	if o.TracerProvider != nil {
 		t.tracer = o.TracerProvider.Tracer(scope)
 	}
@@ -76,6 +71,17 @@ func newTelemetry(table string, o Options, specs map[string]enc.Mode) *telemetry
 	t.unprocessed = t.counter(m, "dynoseal.batch.unprocessed", "{item}", "batch items left unprocessed when a call gave up")
 	t.txRetries = t.counter(m, "dynoseal.tx.conflict_retries", "{request}", "transactions sent again after a conflict")
 	return t
+}
+
+// keyIDs returns the sorted KMS key IDs of the specs named.
+func keyIDs(reg *enc.Registry, specs []string) []string {
+	var ids []string
+	for _, name := range specs {
+		if s, ok := reg.Lookup(name); ok {
+			ids = append(ids, s.KeyID)
+		}
+	}
+	return sortedSet(ids)
 }
 
 // counter makes a counter, or a no-op one when the meter fails: New has
