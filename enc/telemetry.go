@@ -46,6 +46,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 type observer struct {
 	tracer    tracing.Tracer // nil: no spans
 	log       *slog.Logger   // nil: no log lines
+	metered   bool           // false: the instruments are no-ops, skipped
 	kmsCalls  metrics.Int64Counter
 	kmsTime   metrics.Float64Histogram
 	hits      metrics.Int64Counter
@@ -57,6 +58,7 @@ type observer struct {
 // meter fails to make is replaced by a no-op one and, with a logger, said
 // so: New has no error to return, and telemetry must not stop encryption.
 func newObserver(o Options) *observer {
+	o.TracerProvider, o.MeterProvider = withoutNops(o.TracerProvider, o.MeterProvider)
 	if o.TracerProvider == nil && o.MeterProvider == nil && o.Logger == nil {
 		return nil
 	}
@@ -65,6 +67,7 @@ func newObserver(o Options) *observer {
 		ob.tracer = o.TracerProvider.Tracer(scope)
 	}
 	mp := o.MeterProvider
+	ob.metered = mp != nil
 	if mp == nil {
 		mp = metrics.NopMeterProvider{}
 	}
@@ -75,6 +78,19 @@ func newObserver(o Options) *observer {
 	ob.misses = m.counter("dynoseal.cache.misses", "{lookup}", "data-key cache lookups that went to KMS")
 	ob.evictions = m.counter("dynoseal.cache.evictions", "{key}", "data keys dropped from a cache before use: expired, used up or for room")
 	return ob
+}
+
+// withoutNops returns nil for smithy-go's no-op providers, so that passing
+// them costs nothing: spans nobody sees would still allocate their
+// attributes.
+func withoutNops(tp tracing.TracerProvider, mp metrics.MeterProvider) (tracing.TracerProvider, metrics.MeterProvider) {
+	if _, nop := tp.(tracing.NopTracerProvider); nop {
+		tp = nil
+	}
+	if _, nop := mp.(metrics.NopMeterProvider); nop {
+		mp = nil
+	}
+	return tp, mp
 }
 
 // instruments makes a meter's instruments, falling back to no-op ones.
@@ -173,6 +189,9 @@ func (c kmsCall) end(ctx context.Context, lookups int, err error) {
 
 // record adds the call and its lookups to the metrics.
 func (c kmsCall) record(ctx context.Context, lookups int, err error) {
+	if !c.o.metered {
+		return // attribute sets allocate even for no-op instruments
+	}
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
@@ -191,7 +210,7 @@ func (c kmsCall) unmade(ctx context.Context, lookups int) {
 	if c.o == nil {
 		return
 	}
-	if lookups > 0 {
+	if lookups > 0 && c.o.metered {
 		c.o.kmsCalls.Add(ctx, int64(lookups), with("operation", kmsDescribeKey, "outcome", "ok"))
 	}
 	if c.span != nil {
@@ -230,7 +249,7 @@ const (
 // hit counts a data key taken from cache instead of KMS.
 func (o *observer) hit(ctx context.Context, cache string) {
 	callstats.Hit(ctx)
-	if o != nil {
+	if o != nil && o.metered {
 		o.hits.Add(ctx, 1, with("cache", cache))
 	}
 }
@@ -238,7 +257,7 @@ func (o *observer) hit(ctx context.Context, cache string) {
 // miss counts a cache lookup that went to KMS.
 func (o *observer) miss(ctx context.Context, cache string) {
 	callstats.Miss(ctx)
-	if o != nil {
+	if o != nil && o.metered {
 		o.misses.Add(ctx, 1, with("cache", cache))
 	}
 }
@@ -252,7 +271,9 @@ func (o *observer) evicted(cache string) func(reason string) {
 		return nil
 	}
 	return func(reason string) {
-		o.evictions.Add(context.Background(), 1, with("cache", cache, "reason", reason))
+		if o.metered {
+			o.evictions.Add(context.Background(), 1, with("cache", cache, "reason", reason))
+		}
 		if o.log != nil {
 			o.log.Debug("dynoseal: data key evicted from cache", "cache", cache, "reason", reason)
 		}

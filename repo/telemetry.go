@@ -54,6 +54,7 @@ type telemetry struct {
 
 // newTelemetry returns nil when o asks for no telemetry.
 func newTelemetry(table string, o Options, specs map[string]enc.Mode) *telemetry {
+	o.TracerProvider, o.MeterProvider = withoutNops(o.TracerProvider, o.MeterProvider)
 	if o.TracerProvider == nil && o.MeterProvider == nil && o.Logger == nil {
 		return nil
 	}
@@ -82,6 +83,18 @@ func keyIDs(reg *enc.Registry, specs []string) []string {
 		}
 	}
 	return sortedSet(ids)
+}
+
+// withoutNops returns nil for smithy-go's no-op providers, so that passing
+// them costs nothing.
+func withoutNops(tp tracing.TracerProvider, mp metrics.MeterProvider) (tracing.TracerProvider, metrics.MeterProvider) {
+	if _, nop := tp.(tracing.NopTracerProvider); nop {
+		tp = nil
+	}
+	if _, nop := mp.(metrics.NopMeterProvider); nop {
+		mp = nil
+	}
+	return tp, mp
 }
 
 // counter makes a counter, or a no-op one when the meter fails: New has

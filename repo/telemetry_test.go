@@ -42,7 +42,7 @@ func tracedRepo(t *testing.T, db repo.API, opts ...repo.Option) (*repo.Repo[Acco
 	return r, rec, &logs
 }
 
-func fakeAccounts(t *testing.T) repo.API {
+func fakeAccounts(t testing.TB) repo.API {
 	t.Helper()
 	f := fakedynamo.New()
 	if err := f.AddTable("accounts", fakedynamo.KeyAttribute{Name: "pk", Type: "S"}, fakedynamo.KeyAttribute{Name: "sk", Type: "N"}); err != nil {
