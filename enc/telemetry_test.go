@@ -36,6 +36,14 @@ func checkClean(t *testing.T, rec *teltest.Recorder, secrets ...string) {
 	}
 }
 
+// wantSum fails unless metric name with attributes kv summed to want.
+func wantSum(t *testing.T, rec *teltest.Recorder, want float64, name string, kv ...string) {
+	t.Helper()
+	if got := rec.Sum(name, kv...); got != want {
+		t.Errorf("%s%v = %v, want %v", name, kv, got, want)
+	}
+}
+
 func TestKMSCallsAreTracedAndCounted(t *testing.T) {
 	ctx := context.Background()
 	e, _, rec, _ := observed(t)
@@ -57,12 +65,8 @@ func TestKMSCallsAreTracedAndCounted(t *testing.T) {
 		}
 	}
 	checkClean(t, rec, secretText, sealed[0], "shop")
-	if n := rec.Sum("dynoseal.kms.calls", "operation", "GenerateDataKey", "outcome", "ok"); n != 1 {
-		t.Errorf("dynoseal.kms.calls{GenerateDataKey, ok} = %v, want 1", n)
-	}
-	if n := rec.Sum("dynoseal.kms.calls", "operation", "Decrypt", "outcome", "ok"); n != 1 {
-		t.Errorf("dynoseal.kms.calls{Decrypt, ok} = %v, want 1", n)
-	}
+	wantSum(t, rec, 1, "dynoseal.kms.calls", "operation", "GenerateDataKey", "outcome", "ok")
+	wantSum(t, rec, 1, "dynoseal.kms.calls", "operation", "Decrypt", "outcome", "ok")
 	if rec.Sum("dynoseal.kms.duration") <= 0 {
 		t.Error("no KMS duration recorded")
 	}
@@ -78,9 +82,7 @@ func TestKMSFailureIsClassifiedAndThrottlingLogged(t *testing.T) {
 	if len(s) != 1 || s[0].Status != tracing.SpanStatusError || s[0].Prop("error.type") != "throttled" {
 		t.Fatalf("spans %v", s)
 	}
-	if n := rec.Sum("dynoseal.kms.calls", "outcome", "error"); n != 1 {
-		t.Errorf("dynoseal.kms.calls{error} = %v, want 1", n)
-	}
+	wantSum(t, rec, 1, "dynoseal.kms.calls", "outcome", "error")
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "KMS request throttled") {
 		t.Errorf("log: %q", logs.String())
 	}
@@ -95,12 +97,9 @@ func TestCacheHitsMissesAndEvictionsAreCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if hits, misses := rec.Sum("dynoseal.cache.hits", "cache", "encrypt"), rec.Sum("dynoseal.cache.misses", "cache", "encrypt"); hits != 1 || misses != 2 {
-		t.Errorf("encrypt cache: %v hits, %v misses, want 1 and 2", hits, misses)
-	}
-	if n := rec.Sum("dynoseal.cache.evictions", "cache", "encrypt", "reason", "full"); n != 1 {
-		t.Errorf("evictions{encrypt, full} = %v, want 1", n)
-	}
+	wantSum(t, rec, 1, "dynoseal.cache.hits", "cache", "encrypt")
+	wantSum(t, rec, 2, "dynoseal.cache.misses", "cache", "encrypt")
+	wantSum(t, rec, 1, "dynoseal.cache.evictions", "cache", "encrypt", "reason", "full")
 	if !strings.Contains(logs.String(), "level=DEBUG") || !strings.Contains(logs.String(), "evicted") {
 		t.Errorf("log: %q", logs.String())
 	}

@@ -70,6 +70,14 @@ func wantProps(t *testing.T, s *teltest.Span, want map[string]any) {
 	}
 }
 
+// wantSum fails unless metric name with attributes kv summed to want.
+func wantSum(t *testing.T, rec *teltest.Recorder, want float64, name string, kv ...string) {
+	t.Helper()
+	if got := rec.Sum(name, kv...); got != want {
+		t.Errorf("%s%v = %v, want %v", name, kv, got, want)
+	}
+}
+
 func TestPutAndGetAreTracedWithTheirKMSCalls(t *testing.T) {
 	ctx := context.Background()
 	r, rec, _ := tracedRepo(t, fakeAccounts(t))
@@ -96,9 +104,7 @@ func TestPutAndGetAreTracedWithTheirKMSCalls(t *testing.T) {
 	for _, p := range rec.Problems(telSSN, "4111") {
 		t.Error(p)
 	}
-	if n := rec.Sum("dynoseal.kms.calls"); n != 2 {
-		t.Errorf("dynoseal.kms.calls = %v, want 2", n)
-	}
+	wantSum(t, rec, 2, "dynoseal.kms.calls")
 }
 
 func TestFailedOperationSpanNamesTheErrorClass(t *testing.T) {
@@ -177,9 +183,7 @@ func TestBatchRetriesAndUnprocessedItemsAreCountedAndLogged(t *testing.T) {
 	if err := r.BatchPut(ctx, batchAccounts(3)); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.Sum("dynoseal.batch.retries", "table", "accounts", "operation", "BatchPut", "throttled", "false"); n != 1 {
-		t.Errorf("dynoseal.batch.retries = %v, want 1", n)
-	}
+	wantSum(t, rec, 1, "dynoseal.batch.retries", "table", "accounts", "operation", "BatchPut", "throttled", "false")
 	if !strings.Contains(logs.String(), "retrying unprocessed batch items") {
 		t.Errorf("log: %q", logs.String())
 	}
@@ -193,9 +197,7 @@ func TestBatchRetriesAndUnprocessedItemsAreCountedAndLogged(t *testing.T) {
 	if err := r.BatchDelete(short, batchAccountKeys(0, 2)); !errors.As(err, &be) {
 		t.Fatalf("err = %v", err)
 	}
-	if n := rec.Sum("dynoseal.batch.unprocessed", "operation", "BatchDelete"); n != 2 {
-		t.Errorf("dynoseal.batch.unprocessed = %v, want 2", n)
-	}
+	wantSum(t, rec, 2, "dynoseal.batch.unprocessed", "operation", "BatchDelete")
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "left unprocessed") {
 		t.Errorf("log: %q", logs.String())
 	}
@@ -215,9 +217,7 @@ func TestTransactionSpanAndConflictRetries(t *testing.T) {
 	if only(t, rec, "dynoseal.kms.GenerateDataKey").Parent != tx {
 		t.Error("GenerateDataKey span is not a child of the Transact span")
 	}
-	if n := rec.Sum("dynoseal.tx.conflict_retries", "operation", "Transact"); n != 1 {
-		t.Errorf("dynoseal.tx.conflict_retries = %v, want 1", n)
-	}
+	wantSum(t, rec, 1, "dynoseal.tx.conflict_retries", "operation", "Transact")
 	if !strings.Contains(logs.String(), "level=INFO") || !strings.Contains(logs.String(), "transaction conflict") {
 		t.Errorf("log: %q", logs.String())
 	}
