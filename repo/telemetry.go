@@ -159,6 +159,9 @@ func (s *opSpan) end(err *error) {
 	s.span.SetProperty("dynoseal.kms.calls", s.calls.KMS.Load())
 	s.span.SetProperty("dynoseal.cache.hits", s.calls.CacheHits.Load())
 	s.span.SetProperty("dynoseal.cache.misses", s.calls.CacheMisses.Load())
+	if n := s.calls.Retries.Load(); n > 0 {
+		s.span.SetProperty("dynoseal.retries", n)
+	}
 	if *err != nil {
 		s.span.SetProperty("error.type", callstats.Classify(*err, errorClasses))
 		s.span.SetStatus(tracing.SpanStatusError)
@@ -193,6 +196,7 @@ func (r *Repo[T]) batchLimits(op string) batchrun.Limits {
 		return l
 	}
 	l.OnRetry = func(ctx context.Context, attempt, entries int, throttle error) {
+		callstats.Retry(ctx)
 		t.batchRetries.Add(ctx, 1, attrs("table", t.table, "operation", op, "throttled", boolString(throttle != nil)))
 		if t.log == nil {
 			return
@@ -220,6 +224,7 @@ func (r *Repo[T]) txLimits(op string) batchrun.Limits {
 		return l
 	}
 	l.OnRetry = func(ctx context.Context, attempt, _ int, _ error) {
+		callstats.Retry(ctx)
 		t.txRetries.Add(ctx, 1, attrs("operation", op))
 		if t.log != nil {
 			t.log.InfoContext(ctx, "dynoseal: transaction conflict; retrying", "operation", op, "attempt", attempt+1)

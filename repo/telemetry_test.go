@@ -187,7 +187,7 @@ func TestBatchRetriesAndUnprocessedItemsAreCountedAndLogged(t *testing.T) {
 	if !strings.Contains(logs.String(), "retrying unprocessed batch items") {
 		t.Errorf("log: %q", logs.String())
 	}
-	wantProps(t, only(t, rec, "dynoseal.repo.BatchPut"), map[string]any{"dynoseal.item_count": 3, "dynoseal.kms.calls": int64(1)})
+	wantProps(t, only(t, rec, "dynoseal.repo.BatchPut"), map[string]any{"dynoseal.item_count": 3, "dynoseal.kms.calls": int64(1), "dynoseal.retries": int64(1)})
 
 	// Keys never processed before ctx ends are counted and logged.
 	db.hold = func(int, string) bool { return true }
@@ -213,7 +213,7 @@ func TestTransactionSpanAndConflictRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := only(t, rec, "dynoseal.repo.Transact")
-	wantProps(t, tx, map[string]any{"dynoseal.table": "accounts", "dynoseal.item_count": 2, "dynoseal.kms.calls": int64(1), "dynoseal.specs": "pii"})
+	wantProps(t, tx, map[string]any{"dynoseal.table": "accounts", "dynoseal.item_count": 2, "dynoseal.kms.calls": int64(1), "dynoseal.specs": "pii", "dynoseal.retries": int64(1)})
 	if only(t, rec, "dynoseal.kms.GenerateDataKey").Parent != tx {
 		t.Error("GenerateDataKey span is not a child of the Transact span")
 	}

@@ -17,6 +17,9 @@ import (
 // context. The encryptor may add to it from several goroutines at once.
 type Calls struct {
 	KMS, CacheHits, CacheMisses atomic.Int64
+	// Retries counts requests the operation sent again (unprocessed batch
+	// items, throttling, transaction conflicts).
+	Retries atomic.Int64
 	// parent is the counter of the operation this one runs inside, which
 	// counts the same work.
 	parent *Calls
@@ -54,6 +57,13 @@ func Hit(ctx context.Context) {
 func Miss(ctx context.Context) {
 	for c := From(ctx); c != nil; c = c.parent {
 		c.CacheMisses.Add(1)
+	}
+}
+
+// Retry counts a request sent again against the counter of ctx.
+func Retry(ctx context.Context) {
+	for c := From(ctx); c != nil; c = c.parent {
+		c.Retries.Add(1)
 	}
 }
 
