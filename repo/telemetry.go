@@ -97,9 +97,8 @@ func withoutNops(tp tracing.TracerProvider, mp metrics.MeterProvider) (tracing.T
 	return tp, mp
 }
 
-// counter makes a counter, or a no-op one when the meter fails: New has
-// checked everything that depends on the caller, and a metric must not stop
-// a repository from working.
+// counter makes a counter, or a no-op one when the meter fails: a metric
+// must not stop a valid repository from working, so New does not fail for it.
 func (t *telemetry) counter(m metrics.Meter, name, unit, desc string) metrics.Int64Counter {
 	c, err := m.Int64Counter(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
 	if err == nil && c != nil {
