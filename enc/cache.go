@@ -79,6 +79,9 @@ type keyCache struct {
 	// purge came between the start of its fetch and its put, so a key asked
 	// for before ClearCaches does not land in the cache after it.
 	generation uint64
+
+	// onEvict, when set, hears of each key dropped for age, uses or room.
+	onEvict func(reason string)
 }
 
 // flight is one caller's KMS request for a key that others wait on.
@@ -157,7 +160,7 @@ func (c *keyCache) takeLocked(id string, uses int64) (plain, encrypted []byte, o
 	c.recent.MoveToFront(e.inRecent)
 	plain = append([]byte(nil), e.plain...)
 	if e.uses >= c.limits.MaxUses {
-		c.removeLocked(e)
+		c.evictLocked(e, EvictUsedUp)
 	}
 	return plain, e.encrypted, true
 }
@@ -188,7 +191,7 @@ func (c *keyCache) put(id string, plain, encrypted []byte, uses int64) {
 	c.entries[id] = e
 	c.expireLocked()
 	for len(c.entries) > c.limits.MaxEntries {
-		c.removeLocked(c.recent.Back().Value.(*cacheEntry))
+		c.evictLocked(c.recent.Back().Value.(*cacheEntry), EvictFull)
 	}
 	c.armLocked()
 }
@@ -221,7 +224,7 @@ func (c *keyCache) expireLocked() {
 		if now.Sub(e.created) < c.limits.MaxAge {
 			return
 		}
-		c.removeLocked(e)
+		c.evictLocked(e, EvictExpired)
 	}
 }
 

@@ -45,7 +45,9 @@ func (e *Encryptor) Check(ctx context.Context, spec Spec, itemContext map[string
 		return fail(fmt.Errorf("the key provider (%T) cannot check a key without using it (no CheckKey)", e.keys))
 	}
 	start := time.Now()
-	err = checker.CheckKey(ctx, ref)
+	callCtx, call := e.obs.startKMS(ctx, KMSDescribeKey, ref, 0)
+	err = checker.CheckKey(callCtx, ref)
+	call.end(ctx, 0, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.describe.Add(1)
 	if err != nil {

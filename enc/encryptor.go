@@ -22,6 +22,9 @@ type Options struct {
 	EncryptCache *CacheLimits
 	// DecryptCache, when set, keeps decrypted data keys for later calls.
 	DecryptCache *CacheLimits
+	// Observer, when set, hears of every KMS call and cache lookup (see
+	// WithObserver).
+	Observer Observer
 
 	// random supplies nonces and now reads the clock; tests replace them.
 	random io.Reader
@@ -58,6 +61,7 @@ type Encryptor struct {
 	stats   counters
 	sealers *keyCache // nil when off
 	openers *keyCache // nil when off
+	obs     *observer // nil without telemetry
 	// sessions holds the memos of open sessions (*keyCache -> struct{}),
 	// so that ClearCaches reaches them.
 	sessions sync.Map
@@ -72,12 +76,14 @@ func New(p KeyProvider, opts ...Option) *Encryptor {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
-	e := &Encryptor{keys: p, opts: o}
+	e := &Encryptor{keys: p, opts: o, obs: newObserver(o)}
 	if o.EncryptCache != nil {
 		e.sealers = newKeyCache(*o.EncryptCache, o.now)
+		e.sealers.onEvict = e.obs.evicted(CacheEncrypt)
 	}
 	if o.DecryptCache != nil {
 		e.openers = newKeyCache(*o.DecryptCache, o.now)
+		e.openers.onEvict = e.obs.evicted(CacheDecrypt)
 	}
 	return e
 }
@@ -311,9 +317,11 @@ func (e *Encryptor) sealingKey(ctx context.Context, g *keyGroup) (plain, encrypt
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
+			e.obs.hit(ctx, CacheEncrypt)
 			return plain, encrypted, nil
 		}
 		e.stats.misses.Add(1)
+		e.obs.miss(ctx, CacheEncrypt)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
 	plain, encrypted, err = e.generate(ctx, g.ref)
@@ -516,6 +524,7 @@ func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byt
 	}
 	if done == nil {
 		e.stats.hits.Add(1)
+		e.obs.hit(ctx, CacheSession)
 		return plain, nil
 	}
 	defer func() { done(err) }() // err is the named result: what KMS said
@@ -538,9 +547,11 @@ func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
+			e.obs.hit(ctx, CacheDecrypt)
 			return plain, nil
 		}
 		e.stats.misses.Add(1)
+		e.obs.miss(ctx, CacheDecrypt)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
 	plain, err = e.decryptKey(ctx, g, encrypted)
@@ -555,7 +566,9 @@ func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted
 
 func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, error) {
 	start := time.Now()
-	plain, encrypted, err := e.keys.GenerateDataKey(ctx, ref)
+	spanCtx, call := e.obs.startKMS(ctx, KMSGenerateDataKey, ref, 0)
+	plain, encrypted, err := e.keys.GenerateDataKey(spanCtx, ref)
+	call.end(ctx, 0, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.generate.Add(1)
 	if err != nil {
@@ -580,11 +593,13 @@ func (e *Encryptor) decryptFrom(ctx context.Context, g *keyGroup, encrypted []by
 	var plain []byte
 	var from KeyOrigin
 	var err error
+	spanCtx, call := e.obs.startKMS(ctx, KMSDecrypt, g.ref, len(g.previous))
 	if len(g.previous) == 0 {
-		plain, err = e.keys.DecryptDataKey(ctx, g.ref, encrypted)
+		plain, err = e.keys.DecryptDataKey(spanCtx, g.ref, encrypted)
 	} else {
-		plain, from, err = e.keys.(KeyRing).DecryptDataKeyFrom(ctx, g.ref, g.previous, encrypted)
+		plain, from, err = e.keys.(KeyRing).DecryptDataKeyFrom(spanCtx, g.ref, g.previous, encrypted)
 	}
+	call.end(ctx, from.Lookups, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.decrypt.Add(1)
 	e.stats.describe.Add(int64(from.Lookups))

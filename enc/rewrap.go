@@ -350,11 +350,14 @@ func unlabel(err error) error {
 // reEncryptKey asks the provider to move a group's data key to its current key.
 func (e *Encryptor) reEncryptKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, KeyOrigin, error) {
 	start := time.Now()
-	blob, from, err := e.keys.(ReEncrypter).ReEncryptDataKey(ctx, g.ref, g.previous, encrypted)
+	spanCtx, call := e.obs.startKMS(ctx, KMSReEncrypt, g.ref, len(g.previous))
+	blob, from, err := e.keys.(ReEncrypter).ReEncryptDataKey(spanCtx, g.ref, g.previous, encrypted)
 	e.stats.describe.Add(int64(from.Lookups))
 	if errors.Is(err, errors.ErrUnsupported) {
+		call.unmade(ctx, from.Lookups)
 		return nil, from, err // no call was made
 	}
+	call.end(ctx, from.Lookups, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.reencrypt.Add(1)
 	if err == nil && (len(blob) == 0 || len(blob) > 0xFFFF) {

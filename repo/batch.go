@@ -111,7 +111,9 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // could not be written are named in a *BatchError; the others are written.
 // Items with a `repo:"version"` field are refused: a batch cannot check
 // versions (use Transact).
-func (r *Repo[T]) BatchPut(ctx context.Context, items []T) error {
+func (r *Repo[T]) BatchPut(ctx context.Context, items []T) (err error) {
+	ctx, sp := r.trace(ctx, "BatchPut", len(items))
+	defer sp.end(&err)
 	db, err := r.batchPutClient(len(items))
 	if db == nil {
 		return err
@@ -158,7 +160,9 @@ func (r *Repo[T]) batchPutClient(n int) (API, error) {
 // all are deleted or ctx ends. Missing items are not an error. Duplicate keys
 // fail with ErrDuplicateKey before anything is sent; keys not deleted are
 // named in a *BatchError.
-func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) error {
+func (r *Repo[T]) BatchDelete(ctx context.Context, keys []Key) (err error) {
+	ctx, sp := r.trace(ctx, "BatchDelete", len(keys))
+	defer sp.end(&err)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -205,7 +209,7 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 		}
 		return r.match(idx, ids, left)
 	}
-	left, cause := batchrun.Run(ctx, r.batch.limits(), batchrun.Chunk(sizes, maxWritesPerRequest, maxRequestBytes), send)
+	left, cause := batchrun.Run(ctx, r.batchLimits(op), batchrun.Chunk(sizes, maxWritesPerRequest, maxRequestBytes), send)
 	if len(left) == 0 {
 		return nil
 	}
@@ -230,7 +234,9 @@ func (r *Repo[T]) write(ctx context.Context, db API, op string, keyAt func(int) 
 // cannot be opened (a damaged value, KMS refusing a Decrypt, ctx ending
 // first) are left out too and named in the *BatchError, whose Err joins an
 // *ItemError for each; the items that opened are returned.
-func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) ([]T, error) {
+func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) (_ []T, err error) {
+	ctx, sp := r.trace(ctx, "BatchGet", len(keys))
+	defer sp.end(&err)
 	o, now, err := r.reading("BatchGet", knobProject|knobSkipExpired, opts)
 	if err != nil {
 		return nil, err
@@ -263,7 +269,7 @@ func (r *Repo[T]) BatchGet(ctx context.Context, keys []Key, opts ...ReadOption) 
 	send := func(ctx context.Context, idx []int) ([]int, error) {
 		return r.batchGetRequest(ctx, db, request, keyMaps, ids, idx, found)
 	}
-	left, cause := batchrun.Run(ctx, r.batch.limits(), batchrun.Chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
+	left, cause := batchrun.Run(ctx, r.batchLimits("BatchGet"), batchrun.Chunk(sizes, maxKeysPerRequest, maxRequestBytes), send)
 	items, unopened, failed := r.openFound(ctx, found, now)
 	left = append(left, unopened...)
 	cause = joinErrors([]error{cause, failed})

@@ -21,7 +21,9 @@ type countPage func(ctx context.Context, start attrMap) (int32, attrMap, error)
 // call. It takes Filter, Index, ConsistentRead and SkipExpired (the filter
 // Query would send, so the count agrees), and follows DynamoDB's pages (1 MB
 // of items evaluated each) to the end.
-func (r *Repo[T]) QueryCount(ctx context.Context, key expression.KeyConditionBuilder, opts ...ReadOption) (int64, error) {
+func (r *Repo[T]) QueryCount(ctx context.Context, key expression.KeyConditionBuilder, opts ...ReadOption) (n int64, err error) {
+	ctx, sp := r.trace(ctx, "QueryCount", 0)
+	defer endCount(sp, &n, &err)
 	const op = "query count"
 	if !key.IsSet() {
 		return 0, fmt.Errorf("repo %s: %s: no key condition", r.table, op)
@@ -43,7 +45,9 @@ func (r *Repo[T]) QueryCount(ctx context.Context, key expression.KeyConditionBui
 
 // ScanCount counts the items of the table (or, with Index, of the index)
 // that Scan would return, the same way QueryCount does.
-func (r *Repo[T]) ScanCount(ctx context.Context, opts ...ReadOption) (int64, error) {
+func (r *Repo[T]) ScanCount(ctx context.Context, opts ...ReadOption) (n int64, err error) {
+	ctx, sp := r.trace(ctx, "ScanCount", 0)
+	defer endCount(sp, &n, &err)
 	const op = "scan count"
 	o, e, db, err := r.countRequest(op, expression.NewBuilder(), false, opts)
 	if err != nil {

@@ -23,7 +23,9 @@ var ErrItemTooLarge = errors.New("dynoseal: item exceeds DynamoDB's 400 KB limit
 // ErrItemTooLarge, before any KMS call when its plaintexts already tell.
 // It takes If, IfNotExists, IfExists and ReturnCurrentOnFailure; a
 // condition that does not hold gives a *ConditionFailedError[T].
-func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) error {
+func (r *Repo[T]) Put(ctx context.Context, item T, opts ...WriteOption) (err error) {
+	ctx, sp := r.trace(ctx, "Put", 1)
+	defer sp.end(&err)
 	o, err := writeOptions("Put", 0, opts)
 	if err != nil {
 		return err
@@ -80,7 +82,9 @@ func (r *Repo[T]) tooLarge(op string, k Key, m attrMap, size int, more map[strin
 // item gives ErrNotFound; one that cannot be opened an *ItemError naming
 // the attribute. It takes ConsistentRead, Project and SkipExpired (an
 // expired item is not opened and gives ErrNotFound).
-func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (T, error) {
+func (r *Repo[T]) Get(ctx context.Context, k Key, opts ...ReadOption) (_ T, err error) {
+	ctx, sp := r.trace(ctx, "Get", 1)
+	defer sp.end(&err)
 	var zero T
 	o, now, err := r.reading("Get", knobProject|knobSkipExpired, opts)
 	if err != nil {
@@ -123,7 +127,9 @@ func (r *Repo[T]) getInput(k Key, o ReadOptions, now expiry) (*dynamodb.GetItemI
 // error unless IfExists says so. It takes If, IfExists and
 // ReturnCurrentOnFailure; a condition that does not hold gives a
 // *ConditionFailedError[T]. DeleteReturning also returns the item.
-func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error {
+func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) (err error) {
+	ctx, sp := r.trace(ctx, "Delete", 1)
+	defer sp.end(&err)
 	o, err := writeOptions("Delete", 0, opts)
 	if err != nil {
 		return err
@@ -137,7 +143,9 @@ func (r *Repo[T]) Delete(ctx context.Context, k Key, opts ...WriteOption) error 
 // the error is ErrNotFound. It takes the options of Delete. The item is
 // deleted whenever the error is nil; a value that cannot be opened (KMS
 // unreachable, a damaged value) stays sealed, and its Value gives the reason.
-func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOption) (T, error) {
+func (r *Repo[T]) DeleteReturning(ctx context.Context, k Key, opts ...WriteOption) (_ T, err error) {
+	ctx, sp := r.trace(ctx, "DeleteReturning", 1)
+	defer sp.end(&err)
 	var zero T
 	o, err := writeOptions("DeleteReturning", 0, opts)
 	if err != nil {

@@ -141,7 +141,9 @@ type MigrateStats struct {
 // The error joins the first failures of items (the others are counted in
 // Failed) or says why the run stopped (a failed request, ctx ending); the
 // stats are returned either way, with Next to resume from.
-func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (MigrateStats, error) {
+func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (st MigrateStats, err error) {
+	ctx, sp := r.trace(ctx, "Migrate", 0)
+	defer func() { sp.setItems(int(st.Scanned)); sp.end(&err) }()
 	m, err := r.newMigration(opts)
 	if err != nil {
 		return MigrateStats{}, err

@@ -43,6 +43,8 @@ const queryKnobs = knobFilter | knobIndex | knobOrder | knobLimit | knobProject 
 // (wrapping ctx.Err()).
 func (r *Repo[T]) Query(ctx context.Context, key expression.KeyConditionBuilder, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
+		ctx, yield, done := r.traceSeq(ctx, "Query", yield)
+		defer done()
 		rd, err := r.queryReader("query", key, opts, false)
 		if err != nil {
 			var zero T
@@ -62,7 +64,9 @@ func (r *Repo[T]) Query(ctx context.Context, key expression.KeyConditionBuilder,
 // evaluated, at most 1 MB), which a filter can leave empty while Next is not.
 // A token is refused with ErrInvalidToken when it was not made by a query on
 // the same table, index, key condition and order.
-func (r *Repo[T]) QueryPage(ctx context.Context, key expression.KeyConditionBuilder, token string, opts ...ReadOption) (Page[T], error) {
+func (r *Repo[T]) QueryPage(ctx context.Context, key expression.KeyConditionBuilder, token string, opts ...ReadOption) (p Page[T], err error) {
+	ctx, sp := r.trace(ctx, "QueryPage", 0)
+	defer endPage(sp, &p, &err)
 	rd, err := r.queryReader("query page", key, opts, true)
 	if err != nil {
 		return Page[T]{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/kmsx"
@@ -60,6 +63,12 @@ type Options struct {
 	// IndexProjections say what the indexes T declares copy from the
 	// table; see WithIndexProjection.
 	IndexProjections []IndexProjection
+	// TracerProvider, MeterProvider and Logger, when set, observe the
+	// repository's operations; see WithTracerProvider, WithMeterProvider
+	// and WithLogger.
+	TracerProvider tracing.TracerProvider
+	MeterProvider  metrics.MeterProvider
+	Logger         *slog.Logger
 }
 
 // Option changes [Options].
@@ -97,6 +106,7 @@ type Repo[T any] struct {
 	plan      *plan
 	root      *structNode // T's encrypted values; nil when it has none
 	batch     BatchOptions
+	tel       *telemetry // nil without telemetry
 }
 
 // New checks T once (keys, encrypted fields, their specs, every tag) and
@@ -122,7 +132,8 @@ func New[T any](table string, opts ...Option) (*Repo[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plan: p, root: p.root, batch: o.Batch.withDefaults()}, nil
+	return &Repo[T]{table: table, client: o.Client, encryptor: o.Encryptor, plan: p, root: p.root, batch: o.Batch.withDefaults(),
+		tel: newTelemetry(table, o, p.specs)}, nil
 }
 
 // Table returns the table name.
@@ -166,7 +177,9 @@ func formatKeyValue(v any) string {
 // Marshal seals the encrypted fields of item and returns its attributes, for
 // callers who build their own requests. item itself is not changed. An item
 // too large for DynamoDB once sealed fails with ErrItemTooLarge.
-func (r *Repo[T]) Marshal(ctx context.Context, item T) (map[string]types.AttributeValue, error) {
+func (r *Repo[T]) Marshal(ctx context.Context, item T) (_ map[string]types.AttributeValue, err error) {
+	ctx, sp := r.trace(ctx, "Marshal", 1)
+	defer sp.end(&err)
 	ms, _, err := r.marshalItems(ctx, "marshal", []T{item}, nil)
 	if err != nil {
 		return nil, err
@@ -297,7 +310,9 @@ func marshalMap(v any) (map[string]types.AttributeValue, error) {
 }
 
 // Unmarshal turns attributes into an item and opens its encrypted fields.
-func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (T, error) {
+func (r *Repo[T]) Unmarshal(ctx context.Context, m map[string]types.AttributeValue) (_ T, err error) {
+	ctx, sp := r.trace(ctx, "Unmarshal", 1)
+	defer sp.end(&err)
 	items, errs := r.openItems(ctx, r.encryptor, "unmarshal", []attrMap{m}, false)
 	return items[0], errs[0]
 }

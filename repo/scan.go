@@ -41,6 +41,8 @@ const parallelScanWorkers = 16
 // segments have in flight (without opening their items) before the loop ends.
 func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
+		ctx, yield, done := r.traceSeq(ctx, "Scan", yield)
+		defer done()
 		var zero T
 		s, err := r.newScan("scan", opts, false)
 		if err != nil {
@@ -61,7 +63,9 @@ func (r *Repo[T]) Scan(ctx context.Context, opts ...ReadOption) iter.Seq2[T, err
 // Segment(i, n) segment i, so n workers can each page through their own.
 // A token is refused with ErrInvalidToken when it was not made by a scan of
 // the same table, index and segment.
-func (r *Repo[T]) ScanPage(ctx context.Context, token string, opts ...ReadOption) (Page[T], error) {
+func (r *Repo[T]) ScanPage(ctx context.Context, token string, opts ...ReadOption) (p Page[T], err error) {
+	ctx, sp := r.trace(ctx, "ScanPage", 0)
+	defer endPage(sp, &p, &err)
 	s, err := r.newScan("scan page", opts, true)
 	if err != nil {
 		return Page[T]{}, err

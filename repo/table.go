@@ -20,7 +20,9 @@ import (
 // It is meant for tests, local development and tools: production tables
 // are better kept with the rest of the infrastructure (CloudFormation,
 // Terraform, CDK).
-func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateTableInput)) error {
+func (r *Repo[T]) CreateTable(ctx context.Context, fns ...func(*dynamodb.CreateTableInput)) (err error) {
+	ctx, sp := r.trace(ctx, "CreateTable", 0)
+	defer sp.end(&err)
 	db, err := r.db()
 	if err != nil {
 		return err
@@ -57,7 +59,9 @@ const (
 
 // DescribeTable returns DynamoDB's description of the table: its status,
 // key schema, indexes, item count and so on.
-func (r *Repo[T]) DescribeTable(ctx context.Context) (*types.TableDescription, error) {
+func (r *Repo[T]) DescribeTable(ctx context.Context) (_ *types.TableDescription, err error) {
+	ctx, sp := r.trace(ctx, "DescribeTable", 0)
+	defer sp.end(&err)
 	db, err := r.db()
 	if err != nil {
 		return nil, err
@@ -71,7 +75,9 @@ func (r *Repo[T]) DescribeTable(ctx context.Context) (*types.TableDescription, e
 
 // DeleteTable deletes the table with every item in it and waits until it
 // is gone. Like CreateTable, it is meant for tests and tools.
-func (r *Repo[T]) DeleteTable(ctx context.Context) error {
+func (r *Repo[T]) DeleteTable(ctx context.Context) (err error) {
+	ctx, sp := r.trace(ctx, "DeleteTable", 0)
+	defer sp.end(&err)
 	db, err := r.db()
 	if err != nil {
 		return err

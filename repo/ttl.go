@@ -184,7 +184,9 @@ func (p *plan) readTTL(e expiry, extra []string) []string {
 // of T's `repo:"ttl"` field, so that DynamoDB deletes expired items (within
 // a few days of expiry; SkipExpired hides them until then). A table that
 // has it on for that attribute already is left as it is.
-func (r *Repo[T]) EnableTTL(ctx context.Context) error {
+func (r *Repo[T]) EnableTTL(ctx context.Context) (err error) {
+	ctx, sp := r.trace(ctx, "EnableTTL", 0)
+	defer sp.end(&err)
 	if r.plan.ttl == nil {
 		return fmt.Errorf("repo %s: enable TTL: %s has no `repo:\"ttl\"` field", r.table, r.plan.typ)
 	}

@@ -32,6 +32,7 @@ var ErrTxLimit = errors.New("dynoseal: transaction exceeds a DynamoDB limit")
 type TxWrite struct {
 	token   string
 	prepare func() (*txWriteOp, error)
+	tel     *telemetry // of the operation's repository
 }
 
 // TxToken makes Transact send token as DynamoDB's ClientRequestToken, so
@@ -77,7 +78,9 @@ type txWriteOp struct {
 // written. Cancellations that are only conflicts with other transactions
 // are sent again, with the backoff of the first operation's repository
 // (WithBatchBackoff), until they go through or ctx ends.
-func Transact(ctx context.Context, ops ...TxWrite) error {
+func Transact(ctx context.Context, ops ...TxWrite) (err error) {
+	ctx, sp := traceTx(ctx, "Transact", len(ops), txWriteTelemetry(ops))
+	defer sp.end(&err)
 	token, prepared, err := prepareWrites(ops)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 // TxRead is one read of [TransactGet], made by a repository's TxGet.
 type TxRead struct {
 	prepare func() (*txReadOp, error)
+	tel     *telemetry // of the read's repository
 }
 
 // txReadOp is one read of a transaction: its request and where its item goes.
@@ -34,7 +35,7 @@ type txReadOp struct {
 
 // TxGet reads the item with key k into *dst as a read of [TransactGet].
 func (r *Repo[T]) TxGet(k Key, dst *T) TxRead {
-	return TxRead{prepare: func() (*txReadOp, error) { return r.txGet(k, dst) }}
+	return TxRead{tel: r.tel, prepare: func() (*txReadOp, error) { return r.txGet(k, dst) }}
 }
 
 func (r *Repo[T]) txGet(k Key, dst *T) (*txReadOp, error) {
@@ -63,7 +64,7 @@ func (r *Repo[T]) txGet(k Key, dst *T) (*txReadOp, error) {
 		*dst = items[0]
 		return errs[0]
 	}
-	return &txReadOp{table: r.table, key: k, id: r.table + "\x00" + id, db: db, enc: r.encryptor, wait: r.batch.limits(),
+	return &txReadOp{table: r.table, key: k, id: r.table + "\x00" + id, db: db, enc: r.encryptor, wait: r.txLimits("TransactGet"),
 		get: &types.Get{TableName: aws.String(r.table), Key: km}, load: load}, nil
 }
 
@@ -78,7 +79,9 @@ func (r *Repo[T]) txGet(k Key, dst *T) (*txReadOp, error) {
 // one error per such read: matching ErrNotFound for a missing item, an
 // *ItemError for one that does not open. A read DynamoDB cancels because
 // of a conflicting write is sent again, as Transact does.
-func TransactGet(ctx context.Context, ops ...TxRead) error {
+func TransactGet(ctx context.Context, ops ...TxRead) (err error) {
+	ctx, sp := traceTx(ctx, "TransactGet", len(ops), txReadTelemetry(ops))
+	defer sp.end(&err)
 	reads, err := prepareReads(ops)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 // of Put (If, IfExists, IfNotExists, ReturnCurrentOnFailure) and checks
 // and increases the item's version like Put.
 func (r *Repo[T]) TxPut(item T, opts ...WriteOption) TxWrite {
-	return TxWrite{prepare: func() (*txWriteOp, error) { return r.txPut(item, opts) }}
+	return TxWrite{tel: r.tel, prepare: func() (*txWriteOp, error) { return r.txPut(item, opts) }}
 }
 
 func (r *Repo[T]) txPut(item T, opts []WriteOption) (*txWriteOp, error) {
@@ -58,7 +58,7 @@ func (r *Repo[T]) txPut(item T, opts []WriteOption) (*txWriteOp, error) {
 // It takes the options of Update but ReturnOld and ReturnNew (If,
 // IfExists, IfNotExists, IfVersion, ReturnCurrentOnFailure).
 func (r *Repo[T]) TxUpdate(k Key, u Update, opts ...WriteOption) TxWrite {
-	return TxWrite{prepare: func() (*txWriteOp, error) { return r.txUpdate(k, u, opts) }}
+	return TxWrite{tel: r.tel, prepare: func() (*txWriteOp, error) { return r.txUpdate(k, u, opts) }}
 }
 
 func (r *Repo[T]) txUpdate(k Key, u Update, opts []WriteOption) (*txWriteOp, error) {
@@ -110,7 +110,7 @@ func (pu *preparedUpdate) size(sealed bool) int {
 // It takes the options of Delete (If, IfExists, IfVersion,
 // ReturnCurrentOnFailure).
 func (r *Repo[T]) TxDelete(k Key, opts ...WriteOption) TxWrite {
-	return TxWrite{prepare: func() (*txWriteOp, error) { return r.txKeyOnly("delete", k, nil, opts) }}
+	return TxWrite{tel: r.tel, prepare: func() (*txWriteOp, error) { return r.txKeyOnly("delete", k, nil, opts) }}
 }
 
 // TxCheck makes [Transact] require cond of the item with key k, without
@@ -119,7 +119,7 @@ func (r *Repo[T]) TxDelete(k Key, opts ...WriteOption) TxWrite {
 // fine). It also takes If, IfExists, IfNotExists, IfVersion and
 // ReturnCurrentOnFailure.
 func (r *Repo[T]) TxCheck(k Key, cond expression.ConditionBuilder, opts ...WriteOption) TxWrite {
-	return TxWrite{prepare: func() (*txWriteOp, error) {
+	return TxWrite{tel: r.tel, prepare: func() (*txWriteOp, error) {
 		return r.txKeyOnly("check", k, &cond, opts)
 	}}
 }
@@ -180,7 +180,7 @@ func (r *Repo[T]) txOp(op string, k Key, km attrMap, o WriteOptions, vc *version
 	if err != nil {
 		return nil, fmt.Errorf("repo %s: %s %s: %w", r.table, op, k, err)
 	}
-	p := &txWriteOp{op: op, table: r.table, key: k, id: r.table + "\x00" + id, db: db, enc: r.encryptor, wait: r.batch.limits()}
+	p := &txWriteOp{op: op, table: r.table, key: k, id: r.table + "\x00" + id, db: db, enc: r.encryptor, wait: r.txLimits("Transact")}
 	p.reason = func(ctx context.Context, c types.CancellationReason) TxReason {
 		tr := TxReason{Code: aws.ToString(c.Code), Message: aws.ToString(c.Message), Op: op, Table: r.table, Key: k}
 		if tr.Code == TxReasonConditionFailed {

@@ -130,7 +130,9 @@ func (u Update) DeleteFromSet(path string, value any) Update {
 // context for the whole call. It also takes If, IfExists, IfNotExists and
 // ReturnCurrentOnFailure; a condition that does not hold gives a
 // *ConditionFailedError[T].
-func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOption) (T, error) {
+func (r *Repo[T]) Update(ctx context.Context, k Key, u Update, opts ...WriteOption) (_ T, err error) {
+	ctx, sp := r.trace(ctx, "Update", 1)
+	defer sp.end(&err)
 	var zero T
 	o, err := writeOptions("Update", knobReturnOld|knobReturnNew, opts)
 	if err != nil {

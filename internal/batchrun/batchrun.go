@@ -19,6 +19,12 @@ import (
 type Limits struct {
 	Concurrency         int
 	BaseDelay, MaxDelay time.Duration
+	// OnRetry, when set, hears of each retry before its backoff: attempt
+	// (0-based), the entries sent again (0 for Pause) and the throttling
+	// error when the request was throttled as a whole. For logs and metrics.
+	OnRetry func(ctx context.Context, attempt, entries int, throttle error)
+	// OnLeft, when set, hears of the entries a Run gives up on.
+	OnLeft func(ctx context.Context, entries int)
 }
 
 // delay is the full-jitter wait before the retry after attempt (0-based).
@@ -78,6 +84,9 @@ func Run(ctx context.Context, o Limits, chunks [][]int, send Send) ([]int, error
 		r.concurrently(o, chunks, send)
 	}
 	slices.Sort(r.left)
+	if o.OnLeft != nil && len(r.left) > 0 {
+		o.OnLeft(ctx, len(r.left))
+	}
 	return r.left, joinCauses(r.causes...)
 }
 
@@ -168,6 +177,7 @@ func (o Limits) retry(ctx context.Context, idx []int, send Send, stop <-chan str
 			return
 		}
 		idx = left
+		o.retrying(ctx, attempt, len(idx), err) // err is nil or a throttle
 		wait := time.NewTimer(o.delay(attempt))
 		select {
 		case <-wait.C:
@@ -189,9 +199,17 @@ func (o Limits) retry(ctx context.Context, idx []int, send Send, stop <-chan str
 	}
 }
 
+// retrying tells OnRetry, if set, of a retry.
+func (o Limits) retrying(ctx context.Context, attempt, entries int, throttle error) {
+	if o.OnRetry != nil {
+		o.OnRetry(ctx, attempt, entries, throttle)
+	}
+}
+
 // Pause waits the backoff before retry number attempt (0-based) of a
 // request that cannot be split, such as a transaction, or until ctx ends.
 func (o Limits) Pause(ctx context.Context, attempt int) error {
+	o.retrying(ctx, attempt, 0, nil)
 	wait := time.NewTimer(o.delay(attempt))
 	defer wait.Stop()
 	select {
