@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dynoseal/dynoseal/enc"
+	"github.com/dynoseal/dynoseal/internal/callstats"
 	"github.com/dynoseal/dynoseal/internal/pace"
 	"github.com/dynoseal/dynoseal/internal/pagetoken"
 )
@@ -109,9 +110,8 @@ type MigrateStats struct {
 	Failed  int64 // items that could not be migrated (see the error)
 	Retried int64 // items read again because a concurrent write changed them
 	Values  int64 // values rewritten
-	// KMSCalls counts the KMS requests the repository's encryptor made
-	// during the run (GenerateDataKey, Decrypt, ReEncrypt, DescribeKey);
-	// other use of the same encryptor meanwhile counts too.
+	// KMSCalls counts the KMS requests the run made (GenerateDataKey,
+	// Decrypt, ReEncrypt, DescribeKey).
 	KMSCalls int64
 	// Next is the token to resume from (see MigrateFrom): the run has
 	// migrated everything before it. "" once the segment is done.
@@ -154,7 +154,9 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (st Migrat
 	}
 	defer m.rewrapper.Close()
 	defer m.session.Close()
-	m.before = kmsCalls(r.encryptor.Stats())
+	// The run's own count: the encryptor's Stats also count other work
+	// done with it meanwhile.
+	ctx = callstats.With(ctx, &m.calls)
 	for {
 		next, err := m.step(ctx, start)
 		if err != nil {
@@ -171,7 +173,7 @@ func (r *Repo[T]) Migrate(ctx context.Context, opts ...MigrateOption) (st Migrat
 // reports progress; next is nil after the last page.
 func (m *migration[T]) step(ctx context.Context, start attrMap) (next attrMap, err error) {
 	next, err = m.page(ctx, start)
-	m.stats.KMSCalls = kmsCalls(m.r.encryptor.Stats()) - m.before
+	m.stats.KMSCalls = m.calls.KMS.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -182,10 +184,6 @@ func (m *migration[T]) step(ctx context.Context, start attrMap) (next attrMap, e
 		m.o.Progress(m.stats)
 	}
 	return next, nil
-}
-
-func kmsCalls(s enc.Stats) int64 {
-	return s.GenerateDataKeyCalls + s.DecryptCalls + s.ReEncryptCalls + s.DescribeKeyCalls
 }
 
 // migration is the state of one Migrate run.
@@ -202,7 +200,7 @@ type migration[T any] struct {
 	units     *pace.Pacer
 	stats     MigrateStats
 	failures  []error
-	before    int64 // the encryptor's KMS calls when the run started
+	calls     callstats.Calls // the KMS calls of the run
 }
 
 func (r *Repo[T]) newMigration(opts []MigrateOption) (*migration[T], error) {
