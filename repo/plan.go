@@ -189,15 +189,19 @@ func (c *planner) field(f *attr) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	for leaf := n; ; leaf = leaf.elem {
-		if leaf.kind == cellKind {
-			leaf.spec, leaf.specName = spec, specName
-			c.p.requireSealed = c.p.requireSealed || spec.RequireSealed
-			c.p.specs[specName] = spec
-			break
-		}
-	}
+	c.setSpec(n, specName, spec)
 	return n, nil
+}
+
+// setSpec gives the cell that n leads to (through pointers, slices, arrays
+// and maps) its spec, and records the spec in the plan.
+func (c *planner) setSpec(n *node, name string, spec enc.Spec) {
+	for n.kind != cellKind {
+		n = n.elem
+	}
+	n.spec, n.specName = spec, name
+	c.p.requireSealed = c.p.requireSealed || spec.RequireSealed
+	c.p.specs[name] = spec
 }
 
 func (c *planner) spec(f *attr, name string) (enc.Spec, error) {

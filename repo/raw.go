@@ -66,13 +66,21 @@ func rawWalk(av types.AttributeValue, n *node, at rawValue, visit func(rawValue)
 		if m, ok := av.(*types.AttributeValueMemberM); ok {
 			rawStruct(m.Value, n.strc, at, visit)
 		}
-	case mapKind:
-		if m, ok := av.(*types.AttributeValueMemberM); ok {
-			rawMap(m.Value, n, at, visit)
+	default:
+		rawContainer(av, n, at, visit)
+	}
+}
+
+// rawContainer walks the elements of a map, slice or array.
+func rawContainer(av types.AttributeValue, n *node, at rawValue, visit func(rawValue)) {
+	switch v := av.(type) {
+	case *types.AttributeValueMemberM:
+		if n.kind == mapKind {
+			rawMap(v.Value, n, at, visit)
 		}
-	default: // slice, array
-		if l, ok := av.(*types.AttributeValueMemberL); ok {
-			rawList(l.Value, n, at, visit)
+	case *types.AttributeValueMemberL:
+		if n.kind != mapKind {
+			rawList(v.Value, n, at, visit)
 		}
 	}
 }
