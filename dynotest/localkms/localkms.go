@@ -77,7 +77,7 @@ func Start(dir string, log io.Writer) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("local-kms key store: %w", err)
 	}
-	db, err := openDatabase(dir)
+	db, err := OpenDatabase(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +122,9 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// openDatabase opens the upstream LevelDB store, turning its panic (for
+// OpenDatabase opens the upstream LevelDB store, turning its panic (for
 // example when another process holds the lock) into an error.
-func openDatabase(dir string) (db *data.Database, err error) {
+func OpenDatabase(dir string) (db *data.Database, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("open local-kms key store %s: %v", dir, r)

@@ -1,7 +1,7 @@
 // Command localkms serves github.com/nsmithuk/local-kms in-process, bound to
 // 127.0.0.1 only. The upstream program listens on every interface and has no
-// bind option, so this one builds its own small router over the upstream
-// request handlers and serves it on the loopback address.
+// bind option, so this one serves the router of dynotest/localkms over the
+// upstream request handlers on the loopback address.
 //
 // Usage:
 //
@@ -33,115 +33,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nsmithuk/local-kms/src/config"
-	"github.com/nsmithuk/local-kms/src/data"
-	"github.com/nsmithuk/local-kms/src/handler"
 	"github.com/sirupsen/logrus"
+
+	"github.com/dynoseal/dynoseal/dynotest/localkms"
 )
-
-// operation is one KMS API call served by the upstream handler.
-type operation func(*handler.RequestHandler) handler.Response
-
-// operations lists every call the upstream handler implements. Naming them
-// here (rather than dispatching by reflection) makes an upstream rename a
-// compile error instead of a runtime 400.
-var operations = map[string]operation{
-	"CancelKeyDeletion":                   (*handler.RequestHandler).CancelKeyDeletion,
-	"CreateAlias":                         (*handler.RequestHandler).CreateAlias,
-	"CreateKey":                           (*handler.RequestHandler).CreateKey,
-	"Decrypt":                             (*handler.RequestHandler).Decrypt,
-	"DeleteAlias":                         (*handler.RequestHandler).DeleteAlias,
-	"DeleteImportedKeyMaterial":           (*handler.RequestHandler).DeleteImportedKeyMaterial,
-	"DescribeKey":                         (*handler.RequestHandler).DescribeKey,
-	"DisableKey":                          (*handler.RequestHandler).DisableKey,
-	"DisableKeyRotation":                  (*handler.RequestHandler).DisableKeyRotation,
-	"EnableKey":                           (*handler.RequestHandler).EnableKey,
-	"EnableKeyRotation":                   (*handler.RequestHandler).EnableKeyRotation,
-	"Encrypt":                             (*handler.RequestHandler).Encrypt,
-	"GenerateDataKey":                     (*handler.RequestHandler).GenerateDataKey,
-	"GenerateDataKeyPair":                 (*handler.RequestHandler).GenerateDataKeyPair,
-	"GenerateDataKeyPairWithoutPlaintext": (*handler.RequestHandler).GenerateDataKeyPairWithoutPlaintext,
-	"GenerateDataKeyWithoutPlaintext":     (*handler.RequestHandler).GenerateDataKeyWithoutPlaintext,
-	"GenerateMac":                         (*handler.RequestHandler).GenerateMac,
-	"GenerateRandom":                      (*handler.RequestHandler).GenerateRandom,
-	"GetKeyPolicy":                        (*handler.RequestHandler).GetKeyPolicy,
-	"GetKeyRotationStatus":                (*handler.RequestHandler).GetKeyRotationStatus,
-	"GetParametersForImport":              (*handler.RequestHandler).GetParametersForImport,
-	"GetPublicKey":                        (*handler.RequestHandler).GetPublicKey,
-	"ImportKeyMaterial":                   (*handler.RequestHandler).ImportKeyMaterial,
-	"ListAliases":                         (*handler.RequestHandler).ListAliases,
-	"ListKeys":                            (*handler.RequestHandler).ListKeys,
-	"ListResourceTags":                    (*handler.RequestHandler).ListResourceTags,
-	"PutKeyPolicy":                        (*handler.RequestHandler).PutKeyPolicy,
-	"ReEncrypt":                           (*handler.RequestHandler).ReEncrypt,
-	"ScheduleKeyDeletion":                 (*handler.RequestHandler).ScheduleKeyDeletion,
-	"Sign":                                (*handler.RequestHandler).Sign,
-	"TagResource":                         (*handler.RequestHandler).TagResource,
-	"UntagResource":                       (*handler.RequestHandler).UntagResource,
-	"UpdateAlias":                         (*handler.RequestHandler).UpdateAlias,
-	"UpdateKeyDescription":                (*handler.RequestHandler).UpdateKeyDescription,
-	"Verify":                              (*handler.RequestHandler).Verify,
-	"VerifyMac":                           (*handler.RequestHandler).VerifyMac,
-}
-
-// kmsServer routes KMS JSON requests to the upstream handlers.
-type kmsServer struct {
-	db  *data.Database
-	log *logrus.Logger
-}
-
-func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.log.Debugf("%s %s %s %s", r.RemoteAddr, r.Method, r.URL, r.Header.Get("X-Amz-Target"))
-
-	if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-		return
-	}
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !strings.Contains(r.Header.Get("Content-Type"), "json") {
-		http.Error(w, "only JSON content types are accepted", http.StatusUnsupportedMediaType)
-		return
-	}
-
-	target := r.Header.Get("X-Amz-Target")
-	name := target[strings.LastIndex(target, ".")+1:]
-	op, ok := operations[name]
-	if !ok || !strings.Contains(target, ".") {
-		writeJSONError(w, http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("operation %q is not implemented by local-kms", target))
-		return
-	}
-
-	resp := op(handler.NewRequestHandler(r, s.log, s.db))
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(resp.Code)
-	io.WriteString(w, resp.Body)
-}
-
-func writeJSONError(w http.ResponseWriter, code int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, "{\"__type\":%s,\"message\":%s}", strconv.Quote(typ), strconv.Quote(msg))
-}
 
 func main() {
 	if err := run(); err != nil {
@@ -195,7 +100,7 @@ func run() error {
 	config.AWSAccountId = *account
 	config.DatabasePath = dir
 
-	db, err := openDatabase(dir)
+	db, err := localkms.OpenDatabase(dir)
 	if err != nil {
 		return err
 	}
@@ -214,7 +119,7 @@ func run() error {
 	}
 
 	srv := &http.Server{
-		Handler:           &kmsServer{db: db, log: logger},
+		Handler:           localkms.Handler(db, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
@@ -244,15 +149,4 @@ func run() error {
 		return err
 	}
 	return nil
-}
-
-// openDatabase opens the upstream LevelDB store, turning its panic (for
-// example when another process holds the lock) into an error.
-func openDatabase(dir string) (db *data.Database, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("opening key store %s: %v", dir, r)
-		}
-	}()
-	return data.NewDatabase(dir), nil
 }
