@@ -10,7 +10,7 @@ import (
 	"github.com/aws/smithy-go/tracing"
 
 	"github.com/dynoseal/dynoseal/enc"
-	"github.com/dynoseal/dynoseal/internal/errclass"
+	"github.com/dynoseal/dynoseal/internal/smithytel"
 )
 
 // scope is the instrumentation scope of the encryptor's tracer and meter.
@@ -29,7 +29,7 @@ const scope = "github.com/dynoseal/dynoseal/enc"
 //
 //	enc.New(kmsx.NewFromConfig(cfg), enc.WithObserver(kmsx.Telemetry(tp, mp, logger)))
 func Telemetry(tp tracing.TracerProvider, mp metrics.MeterProvider, l *slog.Logger) enc.Observer {
-	tp, mp = withoutNops(tp, mp)
+	tp, mp = smithytel.WithoutNops(tp, mp)
 	if tp == nil && mp == nil && l == nil {
 		return nil
 	}
@@ -40,12 +40,12 @@ func Telemetry(tp tracing.TracerProvider, mp metrics.MeterProvider, l *slog.Logg
 	if mp == nil {
 		mp = metrics.NopMeterProvider{}
 	}
-	m := instruments{meter: mp.Meter(scope), log: l}
-	o.kmsCalls = m.counter("dynoseal.kms.calls", "{call}", "KMS calls by operation and outcome")
-	o.kmsTime = m.histogram("dynoseal.kms.duration", "s", "time spent waiting on one KMS call")
-	o.hits = m.counter("dynoseal.cache.hits", "{lookup}", "data keys taken from a cache or a session instead of KMS")
-	o.misses = m.counter("dynoseal.cache.misses", "{lookup}", "data-key cache lookups that went to KMS")
-	o.evictions = m.counter("dynoseal.cache.evictions", "{key}", "data keys dropped from a cache before use: expired, used up or for room")
+	m := smithytel.Instruments{Meter: mp.Meter(scope), Log: l}
+	o.kmsCalls = m.Counter("dynoseal.kms.calls", "{call}", "KMS calls by operation and outcome")
+	o.kmsTime = m.Histogram("dynoseal.kms.duration", "s", "time spent waiting on one KMS call")
+	o.hits = m.Counter("dynoseal.cache.hits", "{lookup}", "data keys taken from a cache or a session instead of KMS")
+	o.misses = m.Counter("dynoseal.cache.misses", "{lookup}", "data-key cache lookups that went to KMS")
+	o.evictions = m.Counter("dynoseal.cache.evictions", "{key}", "data keys dropped from a cache before use: expired, used up or for room")
 	return o
 }
 
@@ -59,19 +59,6 @@ type observer struct {
 	hits      metrics.Int64Counter
 	misses    metrics.Int64Counter
 	evictions metrics.Int64Counter
-}
-
-// withoutNops returns nil for smithy-go's no-op providers, so that passing
-// them costs nothing: spans nobody sees would still allocate their
-// attributes.
-func withoutNops(tp tracing.TracerProvider, mp metrics.MeterProvider) (tracing.TracerProvider, metrics.MeterProvider) {
-	if _, nop := tp.(tracing.NopTracerProvider); nop {
-		tp = nil
-	}
-	if _, nop := mp.(metrics.NopMeterProvider); nop {
-		mp = nil
-	}
-	return tp, mp
 }
 
 // StartKMS starts a span for a KMS call and returns what ends it.
@@ -129,16 +116,16 @@ func (c kmsCall) record(ctx context.Context, lookups int, err error) {
 	if err != nil {
 		outcome = "error"
 	}
-	c.o.kmsCalls.Add(ctx, 1, with("operation", c.op, "outcome", outcome))
+	c.o.kmsCalls.Add(ctx, 1, smithytel.Attrs("operation", c.op, "outcome", outcome))
 	if lookups > 0 {
-		c.o.kmsCalls.Add(ctx, int64(lookups), with("operation", enc.KMSDescribeKey, "outcome", outcome))
+		c.o.kmsCalls.Add(ctx, int64(lookups), smithytel.Attrs("operation", enc.KMSDescribeKey, "outcome", outcome))
 	}
-	c.o.kmsTime.Record(ctx, time.Since(c.start).Seconds(), with("operation", c.op))
+	c.o.kmsTime.Record(ctx, time.Since(c.start).Seconds(), smithytel.Attrs("operation", c.op))
 }
 
 func (c kmsCall) unmade(ctx context.Context, lookups int) {
 	if lookups > 0 && c.o.metered {
-		c.o.kmsCalls.Add(ctx, int64(lookups), with("operation", enc.KMSDescribeKey, "outcome", "ok"))
+		c.o.kmsCalls.Add(ctx, int64(lookups), smithytel.Attrs("operation", enc.KMSDescribeKey, "outcome", "ok"))
 	}
 	if c.span != nil {
 		c.span.SetProperty("dynoseal.kms.unsupported", true)
@@ -149,14 +136,14 @@ func (c kmsCall) unmade(ctx context.Context, lookups int) {
 // endSpan ends span with err's class, never its text.
 func endSpan(span tracing.Span, err error) {
 	if err != nil {
-		span.SetProperty("error.type", errclass.Classify(err, errorClasses))
+		span.SetProperty("error.type", smithytel.Classify(err, errorClasses))
 		span.SetStatus(tracing.SpanStatusError)
 	}
 	span.End()
 }
 
 // errorClasses name enc's sentinels in telemetry.
-var errorClasses = []errclass.Class{
+var errorClasses = []smithytel.Class{
 	{Err: enc.ErrThrottled, Name: "throttled"},
 	{Err: enc.ErrAccessDenied, Name: "access_denied"},
 	{Err: enc.ErrKeyNotFound, Name: "key_not_found"},
@@ -172,9 +159,9 @@ func (o *observer) CacheLookup(ctx context.Context, cache string, hit bool) {
 		return
 	}
 	if hit {
-		o.hits.Add(ctx, 1, with("cache", cache))
+		o.hits.Add(ctx, 1, smithytel.Attrs("cache", cache))
 	} else {
-		o.misses.Add(ctx, 1, with("cache", cache))
+		o.misses.Add(ctx, 1, smithytel.Attrs("cache", cache))
 	}
 }
 
@@ -182,56 +169,9 @@ func (o *observer) CacheLookup(ctx context.Context, cache string, hit bool) {
 // under the cache's lock, which is why evictions log at Debug.
 func (o *observer) CacheEvicted(cache, reason string) {
 	if o.metered {
-		o.evictions.Add(context.Background(), 1, with("cache", cache, "reason", reason))
+		o.evictions.Add(context.Background(), 1, smithytel.Attrs("cache", cache, "reason", reason))
 	}
 	if o.log != nil {
 		o.log.Debug("dynoseal: data key evicted from cache", "cache", cache, "reason", reason)
-	}
-}
-
-// instruments makes a meter's instruments, falling back to no-op ones.
-type instruments struct {
-	meter metrics.Meter
-	log   *slog.Logger
-}
-
-func (m instruments) counter(name, unit, desc string) metrics.Int64Counter {
-	c, err := m.meter.Int64Counter(name, describe(unit, desc))
-	if err != nil || c == nil {
-		m.failed(name, err)
-		nop, _ := metrics.NopMeterProvider{}.Meter("").Int64Counter(name)
-		return nop
-	}
-	return c
-}
-
-func (m instruments) histogram(name, unit, desc string) metrics.Float64Histogram {
-	h, err := m.meter.Float64Histogram(name, describe(unit, desc))
-	if err != nil || h == nil {
-		m.failed(name, err)
-		nop, _ := metrics.NopMeterProvider{}.Meter("").Float64Histogram(name)
-		return nop
-	}
-	return h
-}
-
-// failed says, with a logger, that an instrument could not be made:
-// Telemetry has no error to return, and telemetry must not stop encryption.
-func (m instruments) failed(name string, err error) {
-	if m.log != nil {
-		m.log.Warn("dynoseal: metric instrument not created; recording nothing for it", "instrument", name, "error", err)
-	}
-}
-
-func describe(unit, desc string) metrics.InstrumentOption {
-	return func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc }
-}
-
-// with sets metric attributes.
-func with(kv ...string) metrics.RecordMetricOption {
-	return func(o *metrics.RecordMetricOptions) {
-		for i := 0; i+1 < len(kv); i += 2 {
-			o.Properties.Set(kv[i], kv[i+1])
-		}
 	}
 }

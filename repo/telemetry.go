@@ -13,7 +13,7 @@ import (
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/internal/batchrun"
 	"github.com/dynoseal/dynoseal/internal/callstats"
-	"github.com/dynoseal/dynoseal/internal/errclass"
+	"github.com/dynoseal/dynoseal/internal/smithytel"
 )
 
 // scope is the instrumentation scope of the repositories' tracer and meter.
@@ -55,7 +55,7 @@ type telemetry struct {
 
 // newTelemetry returns nil when o asks for no telemetry.
 func newTelemetry(table string, o Options, specs map[string]enc.Spec) *telemetry {
-	o.TracerProvider, o.MeterProvider = withoutNops(o.TracerProvider, o.MeterProvider)
+	o.TracerProvider, o.MeterProvider = smithytel.WithoutNops(o.TracerProvider, o.MeterProvider)
 	if o.TracerProvider == nil && o.MeterProvider == nil && o.Logger == nil {
 		return nil
 	}
@@ -68,10 +68,10 @@ func newTelemetry(table string, o Options, specs map[string]enc.Spec) *telemetry
 	if mp == nil {
 		mp = metrics.NopMeterProvider{}
 	}
-	m := mp.Meter(scope)
-	t.batchRetries = t.counter(m, "dynoseal.batch.retries", "{request}", "batch requests sent again for unprocessed items or throttling")
-	t.unprocessed = t.counter(m, "dynoseal.batch.unprocessed", "{item}", "batch items left unprocessed when a call gave up")
-	t.txRetries = t.counter(m, "dynoseal.tx.conflict_retries", "{request}", "transactions sent again after a conflict")
+	m := smithytel.Instruments{Meter: mp.Meter(scope), Log: o.Logger}
+	t.batchRetries = m.Counter("dynoseal.batch.retries", "{request}", "batch requests sent again for unprocessed items or throttling")
+	t.unprocessed = m.Counter("dynoseal.batch.unprocessed", "{item}", "batch items left unprocessed when a call gave up")
+	t.txRetries = m.Counter("dynoseal.tx.conflict_retries", "{request}", "transactions sent again after a conflict")
 	return t
 }
 
@@ -82,32 +82,6 @@ func keyIDs(specs map[string]enc.Spec) []string {
 		ids = append(ids, s.KeyID)
 	}
 	return sortedSet(ids)
-}
-
-// withoutNops returns nil for smithy-go's no-op providers, so that passing
-// them costs nothing.
-func withoutNops(tp tracing.TracerProvider, mp metrics.MeterProvider) (tracing.TracerProvider, metrics.MeterProvider) {
-	if _, nop := tp.(tracing.NopTracerProvider); nop {
-		tp = nil
-	}
-	if _, nop := mp.(metrics.NopMeterProvider); nop {
-		mp = nil
-	}
-	return tp, mp
-}
-
-// counter makes a counter, or a no-op one when the meter fails: a metric
-// must not stop a valid repository from working, so New does not fail for it.
-func (t *telemetry) counter(m metrics.Meter, name, unit, desc string) metrics.Int64Counter {
-	c, err := m.Int64Counter(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
-	if err == nil && c != nil {
-		return c
-	}
-	if t.log != nil {
-		t.log.Warn("dynoseal: metric instrument not created; recording nothing for it", "instrument", name, "error", err)
-	}
-	c, _ = metrics.NopMeterProvider{}.Meter("").Int64Counter(name)
-	return c
 }
 
 // opSpan is one traced operation.
@@ -161,14 +135,14 @@ func (s *opSpan) end(err *error) {
 		s.span.SetProperty("dynoseal.retries", n)
 	}
 	if *err != nil {
-		s.span.SetProperty("error.type", errclass.Classify(*err, errorClasses))
+		s.span.SetProperty("error.type", smithytel.Classify(*err, errorClasses))
 		s.span.SetStatus(tracing.SpanStatusError)
 	}
 	s.span.End()
 }
 
 // errorClasses name the sentinels of this package and enc in telemetry.
-var errorClasses = []errclass.Class{
+var errorClasses = []smithytel.Class{
 	{Err: ErrNotFound, Name: "not_found"},
 	{Err: ErrVersionConflict, Name: "version_conflict"},
 	{Err: ErrConditionFailed, Name: "condition_failed"},
@@ -195,18 +169,18 @@ func (r *Repo[T]) batchLimits(op string) batchrun.Limits {
 	}
 	l.OnRetry = func(ctx context.Context, attempt, entries int, throttle error) {
 		callstats.Retry(ctx)
-		t.batchRetries.Add(ctx, 1, attrs("table", t.table, "operation", op, "throttled", boolString(throttle != nil)))
+		t.batchRetries.Add(ctx, 1, smithytel.Attrs("table", t.table, "operation", op, "throttled", boolString(throttle != nil)))
 		if t.log == nil {
 			return
 		}
 		if throttle != nil {
-			t.log.WarnContext(ctx, "dynoseal: batch request throttled; retrying", "table", t.table, "operation", op, "attempt", attempt+1, "items", entries, "error_type", errclass.Classify(throttle, nil))
+			t.log.WarnContext(ctx, "dynoseal: batch request throttled; retrying", "table", t.table, "operation", op, "attempt", attempt+1, "items", entries, "error_type", smithytel.Classify(throttle, nil))
 			return
 		}
 		t.log.DebugContext(ctx, "dynoseal: retrying unprocessed batch items", "table", t.table, "operation", op, "attempt", attempt+1, "items", entries)
 	}
 	l.OnLeft = func(ctx context.Context, entries int) {
-		t.unprocessed.Add(ctx, int64(entries), attrs("table", t.table, "operation", op))
+		t.unprocessed.Add(ctx, int64(entries), smithytel.Attrs("table", t.table, "operation", op))
 		if t.log != nil {
 			t.log.WarnContext(ctx, "dynoseal: batch items left unprocessed", "table", t.table, "operation", op, "items", entries)
 		}
@@ -223,21 +197,12 @@ func (r *Repo[T]) txLimits(op string) batchrun.Limits {
 	}
 	l.OnRetry = func(ctx context.Context, attempt, _ int, _ error) {
 		callstats.Retry(ctx)
-		t.txRetries.Add(ctx, 1, attrs("operation", op))
+		t.txRetries.Add(ctx, 1, smithytel.Attrs("operation", op))
 		if t.log != nil {
 			t.log.InfoContext(ctx, "dynoseal: transaction conflict; retrying", "operation", op, "attempt", attempt+1)
 		}
 	}
 	return l
-}
-
-// attrs sets metric attributes, given as key, value pairs.
-func attrs(kv ...string) metrics.RecordMetricOption {
-	return func(o *metrics.RecordMetricOptions) {
-		for i := 0; i+1 < len(kv); i += 2 {
-			o.Properties.Set(kv[i], kv[i+1])
-		}
-	}
 }
 
 func boolString(b bool) string {

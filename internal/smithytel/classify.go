@@ -1,5 +1,4 @@
-// Package errclass names the kind of an error for telemetry, without its text.
-package errclass
+package smithytel
 
 import (
 	"context"
