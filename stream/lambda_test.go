@@ -69,7 +69,7 @@ func keyOf(pk string) map[string]types.AttributeValue {
 // of two patients, all values sealed under one data key, one image damaged,
 // the last record a removal by TTL.
 func recordLambdaFixture(t *testing.T) {
-	w := patients(t, enc.New(&fixedKeys{}, enc.WithEncryptCache(enc.CacheLimits{})))
+	w := patients(t, enc.New(fixtureKeys(), enc.WithEncryptCache(enc.CacheLimits{})))
 	p1v1, p1v2 := sealed(t, w, "P#1", "Ann", "111-11-1111"), sealed(t, w, "P#1", "Ann", "111-11-2222")
 	p2v1, p2v2 := sealed(t, w, "P#2", "Bob", "222-22-1111"), sealed(t, w, "P#2", "Bobby", "222-22-2222")
 	damage(t, p2v2)
@@ -125,7 +125,7 @@ type want struct {
 
 func TestOpenLambdaFixture(t *testing.T) {
 	ev := readLambdaFixture(t)
-	keys := &fixedKeys{}
+	keys := fixtureKeys()
 	r := patients(t, enc.New(keys))
 	changes := stream.Open(context.Background(), r, ev.Records)
 
@@ -143,7 +143,7 @@ func TestOpenLambdaFixture(t *testing.T) {
 	for i, w := range wants {
 		checkChange(t, changes[i], w)
 	}
-	if n := keys.decrypts.Load(); n != 1 {
+	if n := keys.Decrypts.Load(); n != 1 {
 		t.Errorf("KMS Decrypt calls = %d for a batch under one data key, want 1", n)
 	}
 	if got := changes[4].Record.ApproximateCreationTime; !got.Equal(time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC)) {
@@ -180,7 +180,7 @@ func checkImage(t *testing.T, what string, img stream.Image[patient], ssn string
 
 func TestDamagedImageErrorHasNoValues(t *testing.T) {
 	ev := readLambdaFixture(t)
-	changes := stream.Open(context.Background(), patients(t, enc.New(&fixedKeys{})), ev.Records)
+	changes := stream.Open(context.Background(), patients(t, enc.New(fixtureKeys())), ev.Records)
 	err := changes[3].Err()
 	if err == nil {
 		t.Fatal("no error for the damaged image")

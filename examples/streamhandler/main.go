@@ -43,7 +43,7 @@ func main() {
 }
 
 func run(ctx context.Context, path string, record bool) error {
-	users, err := newUsers(enc.New(demoKeys{}))
+	users, err := newUsers(enc.New(demoKeys()))
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func run(ctx context.Context, path string, record bool) error {
 
 func newUsers(e *enc.Encryptor) (*repo.Repo[User], error) {
 	reg := enc.NewRegistry()
-	reg.MustRegister("pii", enc.Spec{KeyID: "alias/streamhandler-demo"})
+	reg.MustRegister("pii", enc.Spec{KeyID: demoKeyID})
 	return repo.New[User]("users", repo.WithRegistry(reg), repo.WithEncryptor(e))
 }
 

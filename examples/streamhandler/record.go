@@ -18,7 +18,7 @@ import (
 // values sealed under one data key (an encrypt cache, as a busy writer
 // would have), and the new image of the last MODIFY damaged.
 func recordEvent(ctx context.Context, path string) error {
-	w, err := newUsers(enc.New(demoKeys{}, enc.WithEncryptCache(enc.CacheLimits{})))
+	w, err := newUsers(enc.New(demoKeys(), enc.WithEncryptCache(enc.CacheLimits{})))
 	if err != nil {
 		return err
 	}
