@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,19 +83,12 @@ func (m *migration[T]) collect(item *migrant, reqs *requests) {
 		if err == nil {
 			var key []enc.KeyAttribute
 			key, err = f.primaryKey()
-			err = cmpErr(err, m.addRequest(item, v, spec, itemCtx, enc.Binding{Attribute: v.bound, Key: key}, reqs))
+			err = cmp.Or(err, m.addRequest(item, v, spec, itemCtx, enc.Binding{Attribute: v.bound, Key: key}, reqs))
 		}
 		if err != nil {
 			item.err = m.r.itemFailed("migrate", m.r.keyOfRaw(item.raw), enc.OpenRequest{Spec: spec, Attribute: v.path}.Fail(err))
 		}
 	})
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // addRequest asks for v in its current form: rewrapped when sealed, sealed

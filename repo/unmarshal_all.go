@@ -15,5 +15,7 @@ func (r *Repo[T]) UnmarshalAll(ctx context.Context, ms []map[string]types.Attrib
 	if len(ms) == 0 {
 		return nil, nil
 	}
+	ctx, sp := r.trace(ctx, "UnmarshalAll", len(ms))
+	defer sp.end(new(error)) // an item that does not open fails alone, not the call
 	return r.openItems(ctx, r.encryptor, "unmarshal", ms, false)
 }
