@@ -15,16 +15,18 @@ import (
 // (Spec.ContextFrom), e.g. {"tenant_id": "acme"}, so that policies with
 // kms:EncryptionContext conditions are checked too; a spec that needs one
 // that sample lacks fails. The error joins one error per spec that failed.
-func (r *Repo[T]) CheckKeys(ctx context.Context, sample map[string]string) error {
+func (r *Repo[T]) CheckKeys(ctx context.Context, sample map[string]string) (err error) {
+	ctx, sp := r.trace(ctx, "CheckKeys", 0)
+	defer sp.end(&err)
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(r.plan.specs)) {
 		spec := r.plan.specs[name]
-		itemCtx, err := sampleContext(spec.ContextFrom, sample)
-		if err == nil {
-			err = r.encryptor.Check(ctx, spec, itemCtx)
+		itemCtx, serr := sampleContext(spec.ContextFrom, sample)
+		if serr == nil {
+			serr = r.encryptor.Check(ctx, spec, itemCtx)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("repo %s: check spec %q: %w", r.table, name, err))
+		if serr != nil {
+			errs = append(errs, fmt.Errorf("repo %s: check spec %q: %w", r.table, name, serr))
 		}
 	}
 	return errors.Join(errs...)
