@@ -22,6 +22,9 @@ type Options struct {
 	EncryptCache *CacheLimits
 	// DecryptCache, when set, keeps decrypted data keys for later calls.
 	DecryptCache *CacheLimits
+	// BeaconCache, when set, keeps the beacon keys KMS derived (one per KMS
+	// HMAC key and Region) for later calls; MaxUses does not apply.
+	BeaconCache *CacheLimits
 	// Observer, when set, hears of every KMS call and cache lookup (see
 	// WithObserver).
 	Observer Observer
@@ -37,14 +40,14 @@ type Option func(*Options)
 // WithConcurrency bounds the KMS requests one call runs at once.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
 
-// WithCache turns on both data-key caches with the same limits: Seal reuses
-// a data key across calls until it reaches MaxAge or MaxUses, and Open keeps
-// decrypted data keys (LRU, at most MaxEntries, each for MaxAge). Caches are
-// off by default. They never let a spec do what its mode forbids: a ReadOnly
-// spec is refused before the encrypt cache is consulted, and a WriteOnly spec
-// before the decrypt cache is.
+// WithCache turns on every cache with the same limits: Seal reuses a data
+// key across calls until it reaches MaxAge or MaxUses, Open keeps decrypted
+// data keys (LRU, at most MaxEntries, each for MaxAge), and Beacons keeps
+// beacon keys for MaxAge. Caches are off by default. They never let a spec
+// do what its mode forbids: a ReadOnly spec is refused before the encrypt
+// cache is consulted, and a WriteOnly spec before the decrypt cache is.
 func WithCache(l CacheLimits) Option {
-	return func(o *Options) { o.EncryptCache, o.DecryptCache = &l, &l }
+	return func(o *Options) { o.EncryptCache, o.DecryptCache, o.BeaconCache = &l, &l, &l }
 }
 
 // WithEncryptCache turns on the encrypt-side cache only.
@@ -52,6 +55,11 @@ func WithEncryptCache(l CacheLimits) Option { return func(o *Options) { o.Encryp
 
 // WithDecryptCache turns on the decrypt-side cache only.
 func WithDecryptCache(l CacheLimits) Option { return func(o *Options) { o.DecryptCache = &l } }
+
+// WithBeaconCache turns on the beacon-key cache only: without it, every
+// call of Beacons (every write or lookup of an item type with beacons)
+// costs one kms:GenerateMac per KMS HMAC key it uses.
+func WithBeaconCache(l CacheLimits) Option { return func(o *Options) { o.BeaconCache = &l } }
 
 // Encryptor seals and opens values. It is safe for concurrent use; share one
 // per process so its statistics and caches cover every call.
@@ -61,7 +69,9 @@ type Encryptor struct {
 	stats   counters
 	sealers *keyCache // nil when off
 	openers *keyCache // nil when off
-	obs     *observer // nil without telemetry
+	// beaconKeys holds root beacon keys by KMS key and Region; nil when off.
+	beaconKeys *keyCache
+	obs        *observer // nil without telemetry
 	// sessions holds the memos of open sessions (*keyCache -> struct{}),
 	// so that ClearCaches reaches them.
 	sessions sync.Map
@@ -85,6 +95,10 @@ func New(p KeyProvider, opts ...Option) *Encryptor {
 		e.openers = newKeyCache(*o.DecryptCache, o.now)
 		e.openers.onEvict = e.obs.evicted(CacheDecrypt)
 	}
+	if o.BeaconCache != nil {
+		e.beaconKeys = newKeyCache(*o.BeaconCache, o.now)
+		e.beaconKeys.onEvict = e.obs.evicted(CacheBeacon)
+	}
 	return e
 }
 
@@ -92,7 +106,7 @@ func New(p KeyProvider, opts ...Option) *Encryptor {
 // [Session]s included, e.g. before a process hands its memory back or after a
 // key's permissions were revoked.
 func (e *Encryptor) ClearCaches() {
-	for _, c := range []*keyCache{e.sealers, e.openers} {
+	for _, c := range []*keyCache{e.sealers, e.openers, e.beaconKeys} {
 		if c != nil {
 			c.purge()
 		}
@@ -119,12 +133,15 @@ type Stats struct {
 	// DescribeKeyCalls counts the lookups a provider made to learn which
 	// key an alias names, for specs with PreviousKeyIDs (kms:DescribeKey).
 	DescribeKeyCalls int64
+	// GenerateMacCalls counts the KMS GenerateMac calls that derived
+	// beacon keys ([Encryptor.Beacons]).
+	GenerateMacCalls int64
 	// KMSTime is the wall time spent waiting on KMS, summed over calls.
 	KMSTime time.Duration
 }
 
 type counters struct {
-	generate, decrypt, reencrypt, describe, hits, misses, kmsNanos atomic.Int64
+	generate, decrypt, reencrypt, describe, mac, hits, misses, kmsNanos atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -136,6 +153,7 @@ func (e *Encryptor) Stats() Stats {
 		CacheMisses:          e.stats.misses.Load(),
 		ReEncryptCalls:       e.stats.reencrypt.Load(),
 		DescribeKeyCalls:     e.stats.describe.Load(),
+		GenerateMacCalls:     e.stats.mac.Load(),
 		KMSTime:              time.Duration(e.stats.kmsNanos.Load()),
 	}
 }

@@ -129,12 +129,15 @@ func (s Spec) clone() Spec {
 // Registry maps spec names, as used in `enc:"name"` struct tags, to specs.
 // It is safe for concurrent use.
 type Registry struct {
-	mu    sync.RWMutex
-	specs map[string]Spec
+	mu      sync.RWMutex
+	specs   map[string]Spec
+	beacons map[string]Beacon
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
+func NewRegistry() *Registry {
+	return &Registry{specs: map[string]Spec{}, beacons: map[string]Beacon{}}
+}
 
 // Default is the registry used by the package-level Register functions and,
 // unless told otherwise, by repositories.
@@ -172,6 +175,46 @@ func (r *Registry) Lookup(name string) (Spec, bool) {
 	s, ok := r.specs[name]
 	return s.clone(), ok
 }
+
+// RegisterBeacon adds a beacon under name, as used in `beacon:"name"`
+// struct tags. A name can be registered once; beacons and specs have names
+// of their own.
+func (r *Registry) RegisterBeacon(name string, b Beacon) error {
+	if name == "" {
+		return fmt.Errorf("dynoseal: register beacon: empty name")
+	}
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("dynoseal: register beacon %q: %w", name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.beacons[name]; dup {
+		return fmt.Errorf("dynoseal: register beacon %q: already registered", name)
+	}
+	r.beacons[name] = b
+	return nil
+}
+
+// MustRegisterBeacon is RegisterBeacon that panics on error.
+func (r *Registry) MustRegisterBeacon(name string, b Beacon) {
+	if err := r.RegisterBeacon(name, b); err != nil {
+		panic(err)
+	}
+}
+
+// LookupBeacon returns the beacon registered under name.
+func (r *Registry) LookupBeacon(name string) (Beacon, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	b, ok := r.beacons[name]
+	return b, ok
+}
+
+// RegisterBeacon adds a beacon to [Default].
+func RegisterBeacon(name string, b Beacon) error { return Default.RegisterBeacon(name, b) }
+
+// MustRegisterBeacon adds a beacon to [Default] and panics on error.
+func MustRegisterBeacon(name string, b Beacon) { Default.MustRegisterBeacon(name, b) }
 
 // Register adds a spec to [Default].
 func Register(name string, s Spec) error { return Default.Register(name, s) }

@@ -13,6 +13,7 @@ const (
 	KMSDecrypt         = "Decrypt"
 	KMSReEncrypt       = "ReEncrypt"
 	KMSDescribeKey     = "DescribeKey"
+	KMSGenerateMac     = "GenerateMac"
 )
 
 // Names of the data-key caches an [Observer] hears of.
@@ -20,6 +21,7 @@ const (
 	CacheEncrypt = "encrypt" // the encrypt cache (WithCache, WithEncryptCache)
 	CacheDecrypt = "decrypt" // the decrypt cache (WithCache, WithDecryptCache)
 	CacheSession = "session" // a Session's memo
+	CacheBeacon  = "beacon"  // the beacon-key cache (WithCache, WithBeaconCache)
 )
 
 // Reasons a cache drops a data key, for [Observer].CacheEvicted.
