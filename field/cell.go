@@ -122,7 +122,31 @@ func (c *seam[T]) Origin() string {
 }
 
 func (c *seam[T]) SetOrigin(origin string) {
-	c.update(func(s *state[T]) { s.sealed = &sealedForm{stored: s.stored(), origin: origin} })
+	c.update(func(s *state[T]) { s.sealed = s.sealedWith(func(f *sealedForm) { f.origin = origin }) })
+}
+
+func (c *seam[T]) Beacon() (string, bool) {
+	if c.state == nil || c.state.sealed == nil {
+		return "", false
+	}
+	return c.state.sealed.beacon, c.state.sealed.hasBeacon
+}
+
+func (c *seam[T]) SetBeacon(digest string) {
+	c.update(func(s *state[T]) {
+		s.sealed = s.sealedWith(func(f *sealedForm) { f.beacon, f.hasBeacon = digest, true })
+	})
+}
+
+// sealedWith returns a changed copy of the sealed form: forms are shared by
+// copies of an Encrypted, like states.
+func (s *state[T]) sealedWith(change func(*sealedForm)) *sealedForm {
+	f := sealedForm{}
+	if s.sealed != nil {
+		f = *s.sealed
+	}
+	change(&f)
+	return &f
 }
 
 // loadFailed is an Encrypted whose stored attribute could not be loaded;

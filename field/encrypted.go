@@ -64,6 +64,10 @@ type state[T any] struct {
 type sealedForm struct {
 	stored string // the sealed form, as loaded or as sealed for a write
 	origin string // where the sealed value belongs, when bound to its item (see Cell.Origin)
+	// beacon is the digest of the beacon loaded with the value, when a
+	// repository recorded it (see Cell.Beacon).
+	beacon    string
+	hasBeacon bool
 }
 
 func (s *state[T]) stored() string {

@@ -300,6 +300,11 @@ type sealing struct {
 	avs   []types.AttributeValueMemberS // reserved in blocks, not one by one
 	reqs  []enc.SealRequest             // scratch of seal
 	at    []*slot                       // scratch of seal
+	// beacons are the beacons of the write's values (see addBeacon);
+	// beaconReqs and beaconAt are scratch of seal, like reqs and at.
+	beacons    []beaconSlot
+	beaconReqs []enc.BeaconRequest
+	beaconAt   []int
 }
 
 // sealings keeps the scratch slices of finished writes for the next ones:
@@ -319,7 +324,10 @@ func (s *sealing) release() {
 	clear(s.slots)
 	clear(s.reqs)
 	clear(s.at)
-	*s = sealing{slots: s.slots[:0], first: s.first[:0], reqs: s.reqs[:0], at: s.at[:0]}
+	clear(s.beacons)
+	clear(s.beaconReqs)
+	*s = sealing{slots: s.slots[:0], first: s.first[:0], reqs: s.reqs[:0], at: s.at[:0],
+		beacons: s.beacons[:0], beaconReqs: s.beaconReqs[:0], beaconAt: s.beaconAt[:0]}
 	sealings.Put(s)
 }
 
@@ -390,6 +398,11 @@ func (s *sealing) pendingSize(i int) int {
 	for _, sl := range s.itemSlots(i) {
 		n += minSealedSize(max(len(sl.plain), len(sl.stored)))
 	}
+	for _, sl := range s.beacons {
+		if sl.item == i {
+			n += sl.b.spec.Width()
+		}
+	}
 	return n
 }
 
@@ -424,14 +437,28 @@ func (s *sealing) itemSlots(i int) []slot {
 func (s *sealing) seal(ctx context.Context, e *enc.Encryptor, items []attrMap, absent func(string, string) error) error {
 	defer s.wipe()
 	reqs, err := s.requests(items, absent)
-	if err != nil || len(reqs) == 0 {
+	if err != nil {
 		return err
 	}
-	stored, err := e.Seal(ctx, reqs)
+	breqs, err := s.beaconRequests(items, absent)
 	if err != nil {
-		return s.failure(err)
+		return err
 	}
-	s.fill(stored)
+	if len(reqs) > 0 {
+		stored, err := e.Seal(ctx, reqs)
+		if err != nil {
+			return s.failure(err)
+		}
+		s.fill(stored)
+	}
+	if len(breqs) == 0 {
+		return nil
+	}
+	digests, err := e.Beacons(ctx, breqs)
+	if err != nil {
+		return s.beaconFailure(err)
+	}
+	s.fillBeacons(digests)
 	return nil
 }
 
@@ -532,12 +559,20 @@ func (s *sealing) sealedSize(i int) int {
 	for _, sl := range s.itemSlots(i) {
 		n += len(sl.av.Value)
 	}
+	for _, sl := range s.beacons {
+		if sl.item == i {
+			n += len(sl.av.Value)
+		}
+	}
 	return n
 }
 
 // wipe clears the plaintexts collected.
 func (s *sealing) wipe() {
 	for _, sl := range s.slots {
+		clear(sl.plain)
+	}
+	for _, sl := range s.beacons {
 		clear(sl.plain)
 	}
 }
@@ -554,6 +589,10 @@ type opening struct {
 	facts  []error
 	failed []error  // per item: the first value that could not be loaded or opened
 	later  []func() // see walker.later
+	// carried holds, per request, the beacon digest loaded with a value
+	// that has one (ok false otherwise), for values that stay sealed; nil
+	// when T has no beacons.
+	carried []carriedBeacon
 	// lenient leaves a value that cannot be opened sealed, with Value
 	// giving the reason, instead of failing its item: for items a write
 	// returns, where an error would say the write did not happen.
@@ -589,6 +628,9 @@ func (o *opening) add(i int, v reflect.Value, raw attrMap, root *structNode) {
 		}
 		o.reqs, o.cells, o.items = append(o.reqs, req), append(o.cells, fd.cell), append(o.items, i)
 		o.facts = append(o.facts, cmp.Or(ctxErr, keyErr))
+		if len(o.p.beacons) > 0 {
+			o.carried = append(o.carried, o.p.carriedBeacon(fd.bound, raw))
+		}
 		return nil
 	}}
 	_ = w.walkStruct(v, root, "", "") // visit never fails
@@ -628,7 +670,8 @@ func (o *opening) release() {
 	clear(o.failed)
 	clear(o.facts)
 	clear(o.later)
-	*o = opening{reqs: o.reqs[:0], cells: o.cells[:0], items: o.items[:0], failed: o.failed[:0], facts: o.facts[:0], later: o.later[:0]}
+	clear(o.carried)
+	*o = opening{reqs: o.reqs[:0], cells: o.cells[:0], items: o.items[:0], failed: o.failed[:0], facts: o.facts[:0], later: o.later[:0], carried: o.carried[:0]}
 	openings.Put(o)
 }
 
@@ -663,6 +706,9 @@ func (o *opening) open(ctx context.Context, by valueOpener) {
 		}
 		if err != nil {
 			c.OpenFailed(err)
+			if o.carried != nil && o.carried[n].ok {
+				c.SetBeacon(o.carried[n].digest)
+			}
 			if !errors.Is(err, enc.ErrWriteOnly) {
 				o.fail(o.items[n], err)
 			}

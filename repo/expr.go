@@ -27,6 +27,27 @@ var pathPart = regexp.MustCompile(`#[A-Za-z0-9_]+|\[\s*[0-9]+\s*\]`)
 
 var existence = regexp.MustCompile(`attribute_(not_)?exists\s*\(\s*$`)
 
+// equalBefore and equalAfter match an equality around an operand: "x =
+// #b" and "#b = x", but not <=, >= or <>.
+var (
+	equalBefore = regexp.MustCompile(`(^|[^<>])=\s*$`)
+	equalAfter  = regexp.MustCompile(`^\s*=`)
+)
+
+// checkBeaconOperand refuses a beacon attribute used in anything but an
+// equality or an existence check: beacons of different values are ordered
+// at random, so any other comparison says nothing about the values.
+func (r *Repo[T]) checkBeaconOperand(kind string, steps []pathStep, before, after string) error {
+	if len(steps) == 0 || !r.plan.isBeacon(steps[0].name) {
+		return nil
+	}
+	exists := existence.MatchString(before) && strings.HasPrefix(strings.TrimLeft(after, " \t\r\n"), ")")
+	if len(steps) == 1 && (exists || equalBefore.MatchString(before) || equalAfter.MatchString(after)) {
+		return nil
+	}
+	return fmt.Errorf("repo %s: %s: %q is a beacon of an encrypted attribute; it may only be compared for equality (MatchBeacon) or checked for existence: %w", r.table, kind, steps[0].name, ErrEncryptedComparison)
+}
+
 // checkExpression rejects an expression that uses an encrypted value, or a
 // document or list holding one, in anything but an existence check. names
 // maps placeholders to attribute names, as expression.Expression.Names
@@ -39,6 +60,9 @@ func (r *Repo[T]) checkExpression(kind string, expr *string, names map[string]st
 	text := *expr
 	for _, loc := range operandPath.FindAllStringIndex(text, -1) {
 		steps, shown := resolvePlaceholders(text[loc[0]:loc[1]], names)
+		if err := r.checkBeaconOperand(kind, steps, text[:loc[0]], text[loc[1]:]); err != nil {
+			return err
+		}
 		leaf := r.plan.typeAt(steps)
 		if leaf == nil || !r.plan.holds[leaf] {
 			continue

@@ -30,7 +30,12 @@ const maxLocalIndexes = 5
 // indexRole records a secondary-index role of f's `repo` tag.
 func (c *planner) indexRole(f *attr, role string) error {
 	name, local, isRange, err := parseIndexRole(role)
-	if err == nil {
+	key := f
+	switch {
+	case err != nil:
+	case f.node != nil:
+		key, err = c.p.beaconIndexKey(f, name, local, isRange)
+	default:
 		err = checkIndexKey(f)
 	}
 	if err != nil {
@@ -47,7 +52,7 @@ func (c *planner) indexRole(f *attr, role string) error {
 	case *slot != nil:
 		return fmt.Errorf("repo: field %s: index %q has two %s keys, %s and %s", f.goName, name, part, (*slot).goName, f.goName)
 	}
-	*slot = f
+	*slot = key
 	return nil
 }
 
@@ -72,12 +77,9 @@ func parseIndexRole(role string) (name string, local, isRange bool, err error) {
 // indexNameRE is DynamoDB's rule for index names.
 var indexNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
 
-// checkIndexKey checks that f can be an index key: DynamoDB reads it, so it
-// is not encrypted, and it is stored as a string, number or binary.
+// checkIndexKey checks that f, a plain attribute, can be an index key:
+// DynamoDB reads it, so it is stored as a string, number or binary.
 func checkIndexKey(f *attr) error {
-	if f.node != nil {
-		return fmt.Errorf("an index key cannot be encrypted")
-	}
 	if _, err := attributeType(f); err != nil {
 		return err
 	}
@@ -176,6 +178,9 @@ func (p *plan) project(projections []IndexProjection) error {
 		}
 		seen[pr.Index] = true
 		nonKey, err := p.nonKeyAttributes(ix, pr.Attributes)
+		if err == nil {
+			err = p.checkBeaconIndex(ix, pr.Attributes)
+		}
 		if err != nil {
 			return fmt.Errorf("repo: WithIndexProjection(%q): %w", pr.Index, err)
 		}
@@ -197,6 +202,7 @@ func (p *plan) nonKeyAttributes(ix *index, attrs []string) ([]string, error) {
 		}
 		out = appendNew(out, a)
 		out = appendNew(out, p.needs[a]...)
+		out = appendNew(out, p.beaconNeeds(a)...)
 	}
 	keys := ix.keyNames(p)
 	return slices.DeleteFunc(out, func(a string) bool { return slices.Contains(keys, a) }), nil

@@ -48,6 +48,10 @@ type plan struct {
 	sealedWith map[string][]string
 	// indexes are the secondary indexes T declares, by name.
 	indexes []*index
+	// beacons are the beacons T declares, in attribute order; beaconOf
+	// holds them by the name of their encrypted attribute.
+	beacons  []*beacon
+	beaconOf map[string]*beacon
 }
 
 // nodeKind is the shape of one step down to encrypted values.
@@ -120,6 +124,9 @@ func compile(t reflect.Type, registry *enc.Registry, mode *enc.Mode, projections
 	c.p.root = root
 	c.p.cellsPerItem = countCells(root, map[*structNode]bool{})
 	c.p.top = c.p.structs[t]
+	if err := c.beacons(); err != nil {
+		return nil, err
+	}
 	if err := c.keys(t); err != nil {
 		return nil, err
 	}
@@ -277,7 +284,7 @@ func checkHidden(hidden []avfields.Hidden) error {
 		if h.Unusable {
 			return fmt.Errorf("repo: field %s: %s", h.GoName, h.Why)
 		}
-		for _, key := range []string{"repo", "enc"} {
+		for _, key := range []string{"repo", "enc", "beacon"} {
 			if v, ok := h.Tag.Lookup(key); ok {
 				return fmt.Errorf("repo: field %s has a `%s:%q` tag, but attributevalue never reads or writes the field: %s", h.GoName, key, v, h.Why)
 			}
@@ -297,6 +304,9 @@ func (c *planner) checkNestedRoles(t reflect.Type, fields []*avfields.Field) err
 	for _, f := range fields {
 		if role, ok := f.Tag.Lookup("repo"); ok {
 			return fmt.Errorf("repo: field %s has a `repo:%q` tag, but %s is a nested document, not the item: roles are for the item's own attributes", f.GoName, role, t)
+		}
+		if b, ok := f.Tag.Lookup("beacon"); ok {
+			return fmt.Errorf("repo: field %s has a `beacon:%q` tag, but %s is a nested document, not the item: beacons are stored beside the item's own attributes", f.GoName, b, t)
 		}
 	}
 	return nil

@@ -273,6 +273,9 @@ func (r *Repo[T]) reserveItem(op string, s *sealing, i int, item *T, check func(
 		return nil, r.itemFailed(op, r.keyOf(*item), err)
 	}
 	m, err := marshalMap(v.Interface())
+	if err == nil {
+		err = r.reserveBeacons(s, i, v, m)
+	}
 	if err != nil {
 		return nil, r.itemFailed(op, r.keyOf(*item), err)
 	}

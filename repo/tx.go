@@ -218,32 +218,56 @@ func sealWrites(ctx context.Context, ops []*txWriteOp) error {
 }
 
 func sealGroup(ctx context.Context, e *enc.Encryptor, ops []*txWriteOp) error {
-	var reqs []enc.SealRequest
-	counts := make([]int, len(ops))
 	defer func() {
 		for _, p := range ops {
 			p.seal.s.wipe()
 		}
 	}()
+	reqs, counts, breqs, bcounts, err := groupRequests(ops)
+	if err != nil {
+		return err
+	}
+	if len(reqs) > 0 {
+		stored, err := e.Seal(ctx, reqs)
+		if err != nil {
+			return sealedOpFailed(ops, counts, err)
+		}
+		for i, p := range ops {
+			p.seal.s.fill(stored[:counts[i]])
+			stored = stored[counts[i]:]
+		}
+	}
+	if len(breqs) == 0 {
+		return nil
+	}
+	digests, err := e.Beacons(ctx, breqs)
+	if err != nil {
+		return sealedOpFailed(ops, bcounts, err)
+	}
+	for i, p := range ops {
+		p.seal.s.fillBeacons(digests[:bcounts[i]])
+		digests = digests[bcounts[i]:]
+	}
+	return nil
+}
+
+// groupRequests collects the seal and beacon requests of ops, with how
+// many each operation added, so that one call of each serves them all.
+func groupRequests(ops []*txWriteOp) (reqs []enc.SealRequest, counts []int, breqs []enc.BeaconRequest, bcounts []int, err error) {
+	counts, bcounts = make([]int, len(ops)), make([]int, len(ops))
 	for i, p := range ops {
 		rs, err := p.seal.s.requests(p.seal.items, p.seal.absent)
 		if err != nil {
-			return p.seal.failed(err)
+			return nil, nil, nil, nil, p.seal.failed(err)
+		}
+		bs, err := p.seal.s.beaconRequests(p.seal.items, p.seal.absent)
+		if err != nil {
+			return nil, nil, nil, nil, p.seal.failed(err)
 		}
 		reqs, counts[i] = append(reqs, rs...), len(rs)
+		breqs, bcounts[i] = append(breqs, bs...), len(bs)
 	}
-	if len(reqs) == 0 {
-		return nil
-	}
-	stored, err := e.Seal(ctx, reqs)
-	if err != nil {
-		return sealedOpFailed(ops, counts, err)
-	}
-	for i, p := range ops {
-		p.seal.s.fill(stored[:counts[i]])
-		stored = stored[counts[i]:]
-	}
-	return nil
+	return reqs, counts, breqs, bcounts, nil
 }
 
 // sealedOpFailed names the operation whose value could not be sealed;

@@ -218,7 +218,7 @@ func (r *Repo[T]) updateSteps(k Key, u Update) (attrMap, []updateStep, pendingSe
 		return nil, nil, pendingSeal{}, err
 	}
 	seal, err := r.updateValues(km, steps)
-	return km, steps, seal, err
+	return km, r.beaconSteps(steps), seal, err
 }
 
 // withVersionStep adds to the steps of an update of a versioned type the
@@ -278,6 +278,9 @@ type updateStep struct {
 	// from, to give that context to values it seals, while other values
 	// sealed with it stay as stored; the update then requires it unchanged.
 	pinned bool
+	// beacon is the reserved beacon of the value a step Sets, when its
+	// attribute has one (nil: the value has none).
+	beacon *types.AttributeValueMemberS
 }
 
 // updateValues marshals each step's value as its attribute would be
@@ -343,7 +346,10 @@ func (r *Repo[T]) updateValue(s *sealing, st *updateStep) error {
 		// attribute, leaving the item as Put would leave it.
 		st.kind = updateRemove
 	}
-	return r.checkValueKind(*st)
+	if err := r.checkValueKind(*st); err != nil {
+		return err
+	}
+	return r.reserveUpdateBeacon(s, st, w.Field(0))
 }
 
 // placeValue stores a step's value in dst, converting it to the field's
@@ -457,6 +463,9 @@ func (r *Repo[T]) checkUpdate(u Update) ([]updateStep, error) {
 		steps = append(steps, st)
 	}
 	if err := r.checkContextChanges(steps); err != nil {
+		return nil, err
+	}
+	if err := r.checkBeaconChanges(steps); err != nil {
 		return nil, err
 	}
 	return steps, nil

@@ -38,6 +38,12 @@ type Cell interface {
 	// tied to (see enc.BoundTo), "" for nothing.
 	Origin() string
 	SetOrigin(origin string)
+	// Beacon is what SetBeacon recorded: the digest of the beacon stored
+	// with the loaded sealed value ("" when the item had none), for writing
+	// the value back with its beacon when its plaintext is not known
+	// (WriteOnly). recorded is false when nothing was recorded.
+	Beacon() (digest string, recorded bool)
+	SetBeacon(digest string)
 }
 
 // Kind is what the field package tells about its Encrypted types.
