@@ -81,7 +81,8 @@ func (c *planner) beacon(f *attr, tag string) (*beacon, error) {
 		return nil, fmt.Errorf("beacon %q is not registered (enc.RegisterBeacon): %w", name, enc.ErrNoSpec)
 	}
 	b := &beacon{name: name, field: f, spec: spec, value: &f.node.spec, bound: boundSegment(f.name, true),
-		attr: &attr{name: f.name + beaconSuffix, goName: f.goName + " (beacon)", typ: stringType, plain: true}}
+		attr: &attr{name: f.name + beaconSuffix, goName: f.goName + " (beacon)", typ: stringType, plain: true,
+			wrapper: reflect.StructOf([]reflect.StructField{{Name: "V", Type: stringType}})}}
 	if _, taken := c.p.top[b.attr.name]; taken {
 		return nil, fmt.Errorf("the beacon is stored in attribute %q, which %s has already", b.attr.name, c.p.typ)
 	}

@@ -110,12 +110,29 @@ type MigrateStats struct {
 	Failed  int64 // items that could not be migrated (see the error)
 	Retried int64 // items read again because a concurrent write changed them
 	Values  int64 // values rewritten
+	// Beacons counts the beacons written or removed because they were
+	// missing or did not hold their value's beacon.
+	Beacons int64
 	// KMSCalls counts the KMS requests the run made (GenerateDataKey,
 	// Decrypt, ReEncrypt, DescribeKey).
 	KMSCalls int64
 	// Next is the token to resume from (see MigrateFrom): the run has
 	// migrated everything before it. "" once the segment is done.
 	Next string
+}
+
+// count adds the changes of an item written to the counts of values and
+// beacons.
+func (s *MigrateStats) count(changes []change) {
+	for _, c := range changes {
+		switch {
+		case c.keep:
+		case c.beacon:
+			s.Beacons++
+		default:
+			s.Values++
+		}
+	}
 }
 
 // Migrate brings every stored encrypted value of the table (or of one

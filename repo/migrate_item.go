@@ -33,7 +33,11 @@ type migrant struct {
 type change struct {
 	v    rawValue
 	spec *enc.Spec
-	to   types.AttributeValue
+	to   types.AttributeValue // nil: remove
+	// beacon marks the changes that bring a beacon up to date; keep, a
+	// value its beacon is made of, which the write requires unchanged and
+	// does not set.
+	beacon, keep bool
 }
 
 // requests collects what one page asks of KMS: stored values to rewrap and
@@ -62,6 +66,9 @@ func (m *migration[T]) migrateItems(ctx context.Context, raws []attrMap, attempt
 		m.collect(items[i], &reqs)
 	}
 	if err := m.transform(ctx, &reqs); err != nil {
+		return err
+	}
+	if err := m.backfillBeacons(ctx, items); err != nil {
 		return err
 	}
 	conflicts := m.writeAll(ctx, items)
@@ -204,7 +211,7 @@ func (m *migration[T]) writeAll(ctx context.Context, items []*migrant) []*migran
 			case err != nil:
 			default:
 				m.stats.Changed++
-				m.stats.Values += int64(len(it.changes))
+				m.stats.count(it.changes)
 			}
 		}()
 	}
@@ -299,11 +306,21 @@ func (m *migration[T]) reread(ctx context.Context, raw attrMap) (attrMap, error)
 // are as read; the version, if T has one, increased.
 func (r *Repo[T]) migrationUpdate(it *migrant) *dynamodb.UpdateItemInput {
 	b := newExprNames()
-	var sets, conds []string
+	var sets, removes, conds []string
 	for _, c := range it.changes {
 		p := b.path(c.v.steps)
-		sets = append(sets, p+" = "+b.value(c.to))
-		conds = append(conds, p+" = "+b.value(c.v.av))
+		switch {
+		case c.keep:
+		case c.to == nil:
+			removes = append(removes, p)
+		default:
+			sets = append(sets, p+" = "+b.value(c.to))
+		}
+		if c.v.av == nil {
+			conds = append(conds, "attribute_not_exists("+p+")")
+		} else {
+			conds = append(conds, p+" = "+b.value(c.v.av))
+		}
 	}
 	for _, name := range contextAttributes(it.changes) {
 		if av, ok := it.raw[name]; ok {
@@ -312,10 +329,17 @@ func (r *Repo[T]) migrationUpdate(it *migrant) *dynamodb.UpdateItemInput {
 			conds = append(conds, "attribute_not_exists("+b.name(name)+")")
 		}
 	}
-	update := "SET " + strings.Join(sets, ", ")
-	if v := r.plan.version; v != nil {
-		update += " ADD " + b.name(v.name) + " " + b.value(&types.AttributeValueMemberN{Value: "1"})
+	var clauses []string
+	if len(sets) > 0 {
+		clauses = append(clauses, "SET "+strings.Join(sets, ", "))
 	}
+	if len(removes) > 0 {
+		clauses = append(clauses, "REMOVE "+strings.Join(removes, ", "))
+	}
+	if v := r.plan.version; v != nil {
+		clauses = append(clauses, "ADD "+b.name(v.name)+" "+b.value(&types.AttributeValueMemberN{Value: "1"}))
+	}
+	update := strings.Join(clauses, " ")
 	key := attrMap{}
 	for _, name := range r.plan.keyNames() {
 		key[name] = it.raw[name]
