@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
 	"github.com/dynoseal/dynoseal/dynotest"
 	_ "github.com/dynoseal/dynoseal/dynotest/localkms"
 	"github.com/dynoseal/dynoseal/enc"
@@ -131,6 +134,24 @@ func useRepositoryDynalite(t *testing.T) {
 // endpoints the scripts started.
 func TestServices(t *testing.T) {
 	roundTrip(t, dynotest.New(t))
+}
+
+// MacKey makes an HMAC key, named by its alias, that beacons can use.
+func TestMacKey(t *testing.T) {
+	env := dynotest.New(t)
+	keyID, alias := env.MacKey(t)
+	out, err := env.KMS.DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(alias)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := out.KeyMetadata
+	if got := [3]string{aws.ToString(m.KeyId), string(m.KeySpec), string(m.KeyUsage)}; got != [3]string{keyID, "HMAC_256", "GENERATE_VERIFY_MAC"} {
+		t.Fatalf("alias %s names key, spec, usage %q", alias, got)
+	}
+	b := enc.Beacon{KeyID: alias, Bits: 32}
+	if _, err := env.Encryptor().Beacons(context.Background(), []enc.BeaconRequest{{Beacon: b, Plaintext: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func roundTrip(t *testing.T, env *dynotest.Env) {

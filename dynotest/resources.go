@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/dynoseal/dynoseal/repo"
 )
@@ -22,8 +23,26 @@ import (
 // and the alias. Cleanup deletes the alias and schedules the key's deletion.
 func (e *Env) Key(tb testing.TB) (keyID, alias string) {
 	tb.Helper()
+	return e.newKey(tb, &kms.CreateKeyInput{Description: aws.String("dynotest " + tb.Name())})
+}
+
+// MacKey creates an HMAC KMS key (key spec HMAC_256, key usage
+// GENERATE_VERIFY_MAC), the key an enc.Beacon names, with a unique alias and
+// returns the key ID and the alias. Cleanup is as for Key.
+func (e *Env) MacKey(tb testing.TB) (keyID, alias string) {
+	tb.Helper()
+	return e.newKey(tb, &kms.CreateKeyInput{
+		Description: aws.String("dynotest HMAC " + tb.Name()),
+		KeySpec:     types.KeySpecHmac256,
+		KeyUsage:    types.KeyUsageTypeGenerateVerifyMac,
+	})
+}
+
+// newKey creates the key that in describes, and an alias for it.
+func (e *Env) newKey(tb testing.TB, in *kms.CreateKeyInput) (keyID, alias string) {
+	tb.Helper()
 	ctx := context.Background()
-	out, err := e.KMS.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("dynotest " + tb.Name())})
+	out, err := e.KMS.CreateKey(ctx, in)
 	if err != nil {
 		tb.Fatalf("dynotest: create KMS key: %v", err)
 	}

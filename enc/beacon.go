@@ -76,8 +76,10 @@ func (b Beacon) Normalize(plaintext []byte) []byte {
 }
 
 // foldCase maps every rune to the smallest rune of its simple case-folding
-// orbit, so two texts map to the same bytes exactly when strings.EqualFold
-// says they are equal. Bytes that are not UTF-8 stay as they are.
+// orbit, so two valid UTF-8 texts map to the same bytes exactly when
+// strings.EqualFold says they are equal. Bytes that are not UTF-8 stay as
+// they are: unlike EqualFold, which reads each as U+FFFD, distinct invalid
+// bytes stay distinct.
 func foldCase(p []byte) []byte {
 	out := make([]byte, 0, len(p))
 	for len(p) > 0 {
@@ -221,6 +223,10 @@ func (e *Encryptor) generateMac(ctx context.Context, ref KeyRef) ([]byte, error)
 	start := time.Now()
 	spanCtx, call := e.obs.startKMS(ctx, KMSGenerateMac, ref, 0)
 	root, err := mg.GenerateMac(spanCtx, ref, []byte(beaconKeyLabel))
+	if errors.Is(err, errors.ErrUnsupported) {
+		call.unmade(ctx, 0)
+		return nil, err // the provider declined without a KMS call
+	}
 	call.end(ctx, 0, err)
 	e.stats.kmsNanos.Add(int64(time.Since(start)))
 	e.stats.mac.Add(1)

@@ -242,3 +242,33 @@ func ExampleEncryptor_Rewrap() {
 	// 123-45-6789 <nil>
 	// ReEncrypt: 2 Decrypt: 1
 }
+
+// A beacon lets items be found by an encrypted value: equal values (here
+// after trimming and case folding) have equal beacons, under one KMS HMAC
+// key asked once (kms:GenerateMac) while the beacon cache keeps its result.
+func ExampleEncryptor_Beacons() {
+	ctx := context.Background()
+	// enctest stands in for KMS; use kmsx.New() and an HMAC_256 key in a program.
+	e := enc.New(enctest.New(), enc.WithBeaconCache(enc.CacheLimits{}))
+	email := enc.Beacon{KeyID: "alias/my-beacon-key", Bits: 16, TrimSpace: true, FoldCase: true}
+	beacons, err := e.Beacons(ctx, []enc.BeaconRequest{
+		{Beacon: email, Attribute: "email_beacon", Plaintext: []byte(" Alice@Example.com")},
+		{Beacon: email, Attribute: "email_beacon", Plaintext: []byte("alice@example.com")},
+		{Beacon: email, Attribute: "email_beacon", Plaintext: []byte("bob@example.com")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(beacons[0] == beacons[1], beacons[0] == beacons[2], len(beacons[0]))
+
+	// A lookup computes the beacon of the value it looks for; the cache
+	// spares it a second GenerateMac.
+	lookup, err := e.Beacons(ctx, []enc.BeaconRequest{{Beacon: email, Attribute: "email_beacon", Plaintext: []byte("ALICE@example.com")}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(lookup[0] == beacons[0], "GenerateMac:", e.Stats().GenerateMacCalls)
+	// Output:
+	// true false 4
+	// true GenerateMac: 1
+}

@@ -28,7 +28,8 @@ import (
 
 // fakeKMS answers the KMS JSON protocol on 127.0.0.1. Unless fail names an
 // error code for an operation, GenerateDataKey returns a fixed data key
-// "wrapped" by prefixing it, and Decrypt unwraps it.
+// "wrapped" by prefixing it, Decrypt unwraps it, and GenerateMac returns
+// fakeMac of the key's ARN and the message.
 type fakeKMS struct {
 	srv *httptest.Server
 
@@ -117,6 +118,11 @@ func (f *fakeKMS) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	case "DescribeKey":
 		_ = json.NewEncoder(w).Encode(map[string]any{"KeyMetadata": map[string]any{"KeyId": "x", "Arn": f.arnOf(body["KeyId"])}})
+	case "GenerateMac":
+		arn := f.arnOf(body["KeyId"])
+		b64, _ := body["Message"].(string)
+		msg, _ := base64.StdEncoding.DecodeString(b64)
+		_ = json.NewEncoder(w).Encode(map[string]any{"KeyId": arn, "MacAlgorithm": body["MacAlgorithm"], "Mac": fakeMac(arn, msg)})
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]string{"__type": "UnsupportedOperationException", "message": op})

@@ -17,9 +17,10 @@ import (
 const scope = "github.com/dynoseal/dynoseal/enc"
 
 // Telemetry returns an enc.Observer that traces every KMS call an
-// Encryptor makes (span "dynoseal.kms.<Operation>") through tp, records
-// KMS calls, their latency and the data-key caches' hits, misses and
-// evictions through mp, and logs KMS throttling (Warn) and cache evictions
+// Encryptor makes (span "dynoseal.kms.<Operation>", e.g.
+// "dynoseal.kms.GenerateMac" for a beacon key) through tp, records KMS
+// calls, their latency and the caches' hits, misses and evictions (data
+// keys, and beacon keys under cache "beacon") through mp, and logs KMS throttling (Warn) and cache evictions
 // (Debug) to l. These are the tracing and metrics interfaces of the AWS SDK
 // (smithy-go), so the SDK's OpenTelemetry adapters plug in. Spans carry the
 // key ID, Region and outcome, never a value, a data key or an encryption
@@ -43,9 +44,9 @@ func Telemetry(tp tracing.TracerProvider, mp metrics.MeterProvider, l *slog.Logg
 	m := smithytel.Instruments{Meter: mp.Meter(scope), Log: l}
 	o.kmsCalls = m.Counter("dynoseal.kms.calls", "{call}", "KMS calls by operation and outcome")
 	o.kmsTime = m.Histogram("dynoseal.kms.duration", "s", "time spent waiting on one KMS call")
-	o.hits = m.Counter("dynoseal.cache.hits", "{lookup}", "data keys taken from a cache or a session instead of KMS")
-	o.misses = m.Counter("dynoseal.cache.misses", "{lookup}", "data-key cache lookups that went to KMS")
-	o.evictions = m.Counter("dynoseal.cache.evictions", "{key}", "data keys dropped from a cache before use: expired, used up or for room")
+	o.hits = m.Counter("dynoseal.cache.hits", "{lookup}", "data keys and beacon keys taken from a cache or a session instead of KMS")
+	o.misses = m.Counter("dynoseal.cache.misses", "{lookup}", "data-key and beacon-key cache lookups that went to KMS")
+	o.evictions = m.Counter("dynoseal.cache.evictions", "{key}", "data keys and beacon keys dropped from a cache before use: expired, used up or for room")
 	return o
 }
 
@@ -165,13 +166,14 @@ func (o *observer) CacheLookup(ctx context.Context, cache string, hit bool) {
 	}
 }
 
-// CacheEvicted counts and logs a data key dropped from a cache. It runs
-// under the cache's lock, which is why evictions log at Debug.
+// CacheEvicted counts and logs a key dropped from a cache: a data key, or a
+// beacon key when cache is enc.CacheBeacon. It runs under the cache's lock,
+// which is why evictions log at Debug.
 func (o *observer) CacheEvicted(cache, reason string) {
 	if o.metered {
 		o.evictions.Add(context.Background(), 1, smithytel.Attrs("cache", cache, "reason", reason))
 	}
 	if o.log != nil {
-		o.log.Debug("dynoseal: data key evicted from cache", "cache", cache, "reason", reason)
+		o.log.Debug("dynoseal: key evicted from cache", "cache", cache, "reason", reason)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,31 +25,37 @@ import (
 // first use of an ID. Each encrypted data key names the master key that
 // sealed it, as a KMS ciphertext blob does, so the provider implements
 // enc.KeyRing and enc.ReEncrypter. An ID "alias/..." names its own key
-// unless [Provider.SetAlias] points it at another. It is safe for
-// concurrent use.
+// unless [Provider.SetAlias] points it at another. It also implements
+// enc.MacGenerator, for beacons, with HMAC keys that are fixed per name
+// (see [Provider.GenerateMac]). It is safe for concurrent use.
 type Provider struct {
 	mu      sync.Mutex
 	masters map[string][]byte
+	macKeys map[string][]byte
 	aliases map[string]string
 
 	// Fail, when set, is consulted before every call; a non-nil result is
 	// returned as the call's error. op is "GenerateDataKey", "Decrypt",
-	// "ReEncrypt" or "CheckKey".
+	// "ReEncrypt", "CheckKey" or "GenerateMac".
 	Fail func(op string, key enc.KeyRef) error
 
 	Generates  atomic.Int64
 	Decrypts   atomic.Int64
 	ReEncrypts atomic.Int64
+	Macs       atomic.Int64 // GenerateMac calls
 }
 
 // New returns an empty provider.
-func New() *Provider { return &Provider{masters: map[string][]byte{}, aliases: map[string]string{}} }
+func New() *Provider {
+	return &Provider{masters: map[string][]byte{}, macKeys: map[string][]byte{}, aliases: map[string]string{}}
+}
 
 var (
-	_ enc.KeyProvider = (*Provider)(nil)
-	_ enc.KeyRing     = (*Provider)(nil)
-	_ enc.ReEncrypter = (*Provider)(nil)
-	_ enc.KeyChecker  = (*Provider)(nil)
+	_ enc.KeyProvider  = (*Provider)(nil)
+	_ enc.KeyRing      = (*Provider)(nil)
+	_ enc.ReEncrypter  = (*Provider)(nil)
+	_ enc.KeyChecker   = (*Provider)(nil)
+	_ enc.MacGenerator = (*Provider)(nil)
 )
 
 // CheckKey fails as Fail says for op "CheckKey"; every other key exists and
@@ -239,4 +247,43 @@ func (p *Provider) ReEncryptDataKey(_ context.Context, key enc.KeyRef, previous 
 	defer clear(plain)
 	out, err := p.wrap(key, plain)
 	return out, from, err
+}
+
+// SetMacKey fixes the HMAC key that name (a key ID, or an alias's target)
+// stands for in GenerateMac, instead of the one derived from the name, e.g.
+// to compute expected beacons independently of this package.
+func (p *Provider) SetMacKey(name string, key []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.macKeys[name] = slices.Clone(key)
+}
+
+// macKeyLabel starts the hash that derives a name's HMAC key.
+const macKeyLabel = "enctest HMAC key "
+
+// GenerateMac implements enc.MacGenerator: the HMAC-SHA-256 of message under
+// the HMAC key that key.KeyID names now (aliases resolve as for data keys):
+// the one SetMacKey fixed, else SHA-256("enctest HMAC key " + name). Unlike
+// a master key, a name's HMAC key is the same in every Provider and every
+// run, so beacons recorded in a fixture are found again. Like every key of
+// this provider, one that was never named before is made on first use.
+func (p *Provider) GenerateMac(_ context.Context, key enc.KeyRef, message []byte) ([]byte, error) {
+	p.Macs.Add(1)
+	if err := p.fail("GenerateMac", key); err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, p.macKey(p.resolve(key.KeyID)))
+	m.Write(message)
+	return m.Sum(nil), nil
+}
+
+// macKey returns the HMAC key name stands for.
+func (p *Provider) macKey(name string) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k, ok := p.macKeys[name]; ok {
+		return k
+	}
+	k := sha256.Sum256([]byte(macKeyLabel + name))
+	return k[:]
 }
