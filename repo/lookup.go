@@ -67,17 +67,19 @@ func (r *Repo[T]) Lookup(ctx context.Context, attr string, probe T, opts ...Read
 }
 
 // MatchBeacon returns the condition that an item's beacon of attr is the
-// beacon of the value probe holds there (in probe's encryption context,
-// with its prefix), for Filter and If. Unlike Lookup it cannot tell a
-// match from a value that shares the beacon by chance: a filter keeps
-// both, a condition holds for both.
+// beacon of the value probe holds there (computed in probe's encryption
+// context, with its prefix), for Filter and If. Unlike Lookup it cannot
+// tell a match from a value that shares the beacon by chance: a filter
+// keeps both, a condition holds for both. Without a compound prefix, a
+// value of another tenant may share the beacon too; a query by tenant (or
+// a condition on it) rules those out.
 func (r *Repo[T]) MatchBeacon(ctx context.Context, attr string, probe T) (expression.ConditionBuilder, error) {
 	m, err := r.probe(ctx, "match beacon", attr, probe, false)
 	if err != nil {
 		return expression.ConditionBuilder{}, err
 	}
 	clear(m.plain)
-	return expression.Name(m.b.attr.name).Equal(expression.Value(m.beacon)).And(m.context), nil
+	return expression.Name(m.b.attr.name).Equal(expression.Value(m.beacon)), nil
 }
 
 // beaconMatch is a probe's beacon, ready to query or compare.
