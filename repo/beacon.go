@@ -353,21 +353,38 @@ func (r *Repo[T]) beaconSteps(steps []updateStep) []updateStep {
 // checkBeaconChanges refuses an update that would leave a compound beacon
 // out of step with its prefix: the item is not read, so a Set of the value
 // must Set the prefix attributes too, and a change of a prefix attribute
-// must Set or remove the value.
+// must Set or remove the value. A key attribute as prefix comes from the
+// update's key and cannot change.
 func (r *Repo[T]) checkBeaconChanges(steps []updateStep) error {
 	for _, b := range r.plan.beacons {
-		value := slices.IndexFunc(steps, func(st updateStep) bool { return st.top == b.field && !st.nested })
+		value := stepOn(steps, b.field)
 		for _, p := range b.prefix {
 			if slices.Contains(r.plan.keyNames(), p.name) {
-				continue // a key attribute: the update's key gives it
+				continue
 			}
-			set := slices.IndexFunc(steps, func(st updateStep) bool { return st.top == p })
-			switch {
-			case value >= 0 && steps[value].kind == updateSet && (set < 0 || steps[set].kind != updateSet || steps[set].nested):
-				return r.invalidUpdate("Set %q: its beacon begins with the value of %q; Set %q in the same update", steps[value].path, p.name, p.name)
-			case set >= 0 && value < 0:
-				return r.invalidUpdate("%s %q: the beacon of %q begins with it; Set or Remove %q in the same update", steps[set].kind, steps[set].path, b.field.name, b.field.name)
+			if err := r.checkPrefixStep(b, p, value, stepOn(steps, p)); err != nil {
+				return err
 			}
+		}
+	}
+	return nil
+}
+
+func (r *Repo[T]) checkPrefixStep(b *beacon, p *attr, value, prefix *updateStep) error {
+	switch {
+	case value != nil && value.kind == updateSet && (prefix == nil || prefix.kind != updateSet || prefix.nested):
+		return r.invalidUpdate("Set %q: its beacon begins with the value of %q; Set %q in the same update", value.path, p.name, p.name)
+	case prefix != nil && value == nil:
+		return r.invalidUpdate("%s %q: the beacon of %q begins with it; Set or Remove %q in the same update", prefix.kind, prefix.path, b.field.name, b.field.name)
+	}
+	return nil
+}
+
+// stepOn returns the first step on attribute a, or nil.
+func stepOn(steps []updateStep, a *attr) *updateStep {
+	for i := range steps {
+		if steps[i].top == a {
+			return &steps[i]
 		}
 	}
 	return nil

@@ -37,31 +37,36 @@ const lookupKnobs = knobFilter | knobLimit | knobSkipExpired
 // enc.ErrWriteOnly.
 func (r *Repo[T]) Lookup(ctx context.Context, attr string, probe T, opts ...ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		var zero T
 		ctx, yield, done := r.traceSeq(ctx, "Lookup", yield)
 		defer done()
 		o, err := readOptions("lookup", lookupKnobs, opts)
-		if err != nil {
-			yield(zero, err)
-			return
+		var m *beaconMatch
+		if err == nil {
+			m, err = r.probe(ctx, "lookup", attr, probe, true)
 		}
-		m, err := r.probe(ctx, "lookup", attr, probe, true)
 		if err != nil {
+			var zero T
 			yield(zero, err)
 			return
 		}
 		defer clear(m.plain)
-		// Limit counts matches, not candidates: the query runs without it.
-		query := slices.Concat(opts, []ReadOption{Index(m.b.index.name), Filter(m.context), func(o *ReadOptions) { o.Limit = 0 }})
-		n := 0
-		for item, err := range r.Query(ctx, expression.Key(m.b.attr.name).Equal(expression.Value(m.beacon)), query...) {
-			if err == nil && !m.matches(reflect.ValueOf(&item).Elem()) {
-				continue
-			}
-			n++
-			if !yield(item, err) || (o.Limit > 0 && n >= o.Limit) {
-				return
-			}
+		r.yieldMatches(ctx, m, o.Limit, opts, yield)
+	}
+}
+
+// yieldMatches queries the beacon's index for m and yields the candidates
+// that match, at most limit of them (0: all).
+func (r *Repo[T]) yieldMatches(ctx context.Context, m *beaconMatch, limit int, opts []ReadOption, yield func(T, error) bool) {
+	// Limit counts matches, not candidates: the query runs without it.
+	query := slices.Concat(opts, []ReadOption{Index(m.b.index.name), Filter(m.context), func(o *ReadOptions) { o.Limit = 0 }})
+	n := 0
+	for item, err := range r.Query(ctx, expression.Key(m.b.attr.name).Equal(expression.Value(m.beacon)), query...) {
+		if err == nil && !m.matches(reflect.ValueOf(&item).Elem()) {
+			continue
+		}
+		n++
+		if !yield(item, err) || (limit > 0 && n >= limit) {
+			return
 		}
 	}
 }

@@ -46,10 +46,17 @@ func (m *migration[T]) backfillBeacons(ctx context.Context, items []*migrant) er
 		}
 	}
 	m.openForBeacons(ctx, &w)
-	reqs := make([]enc.BeaconRequest, 0, len(w.pending))
-	for _, p := range w.pending {
-		if p.item.err == nil {
-			reqs = append(reqs, p.req)
+	return m.computeBeacons(ctx, w.pending)
+}
+
+// computeBeacons computes the beacons of the items still to be written,
+// in one call, and records those that change.
+func (m *migration[T]) computeBeacons(ctx context.Context, pending []pendingBeacon) error {
+	var reqs []enc.BeaconRequest
+	var at []*pendingBeacon
+	for i := range pending {
+		if p := &pending[i]; p.item.err == nil {
+			reqs, at = append(reqs, p.req), append(at, p)
 		}
 	}
 	if len(reqs) == 0 {
@@ -59,11 +66,8 @@ func (m *migration[T]) backfillBeacons(ctx context.Context, items []*migrant) er
 	if err != nil {
 		return fmt.Errorf("repo %s: migrate: beacons: %w", m.r.table, err)
 	}
-	for i := range w.pending {
-		if p := &w.pending[i]; p.item.err == nil {
-			m.recordBeacon(p, p.prefix+digests[0])
-			digests = digests[1:]
-		}
+	for n, p := range at {
+		m.recordBeacon(p, p.prefix+digests[n])
 	}
 	return nil
 }
