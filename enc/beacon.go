@@ -163,6 +163,24 @@ func (e *Encryptor) Beacons(ctx context.Context, reqs []BeaconRequest) ([]string
 	return out, nil
 }
 
+// CheckBeacon derives b's root key as Beacons would (one kms:GenerateMac,
+// or none when the beacon cache holds it, which it then does), so that an
+// HMAC key that is missing, disabled, of the wrong kind or not allowed
+// fails a service at start-up rather than on its first write or lookup.
+func (e *Encryptor) CheckBeacon(ctx context.Context, b Beacon) error {
+	fail := func(err error) error { return &Error{Op: OpCheck, KeyID: b.KeyID, Err: err} }
+	if err := b.Validate(); err != nil {
+		return fail(err)
+	}
+	ref := KeyRef{KeyID: b.KeyID, Region: b.Region}
+	root, err := e.beaconRoot(ctx, ref, string(ref.appendID(nil)))
+	clear(root)
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
 func (r BeaconRequest) fail(i int, err error) error {
 	return &Error{Op: OpBeacon, Attribute: r.Attribute, KeyID: r.Beacon.KeyID, Index: i, Err: err}
 }

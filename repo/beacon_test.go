@@ -340,3 +340,25 @@ func TestLookupRefusesWhatItCannotDo(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKeysChecksBeaconKeys(t *testing.T) {
+	ctx := context.Background()
+	keys := enctest.New()
+	r := newContacts(t, keys, nil)
+	if err := r.CheckKeys(ctx, map[string]string{"tenant": "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys.Macs.Load(); got != 1 {
+		t.Fatalf("%d GenerateMac calls, want 1", got)
+	}
+	keys.Fail = func(op string, _ enc.KeyRef) error {
+		if op == "GenerateMac" {
+			return enc.ErrKeyDisabled
+		}
+		return nil
+	}
+	err := r.CheckKeys(ctx, map[string]string{"tenant": "acme"})
+	if !errors.Is(err, enc.ErrKeyDisabled) || !strings.Contains(err.Error(), `check beacon "email" of email`) {
+		t.Fatalf("disabled beacon key: %v", err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 // attribute name, for the attributes specs take encryption context from
 // (Spec.ContextFrom), e.g. {"tenant_id": "acme"}, so that policies with
 // kms:EncryptionContext conditions are checked too; a spec that needs one
-// that sample lacks fails. The error joins one error per spec that failed.
+// that sample lacks fails. Each beacon's HMAC key is checked too, with the
+// kms:GenerateMac its lookups and writes will make (kept by the beacon
+// cache, when on). The error joins one error per spec or beacon that failed.
 func (r *Repo[T]) CheckKeys(ctx context.Context, sample map[string]string) (err error) {
 	ctx, sp := r.trace(ctx, "CheckKeys", 0)
 	defer sp.end(&err)
@@ -27,6 +29,11 @@ func (r *Repo[T]) CheckKeys(ctx context.Context, sample map[string]string) (err 
 		}
 		if serr != nil {
 			errs = append(errs, fmt.Errorf("repo %s: check spec %q: %w", r.table, name, serr))
+		}
+	}
+	for _, b := range r.plan.beacons {
+		if berr := r.encryptor.CheckBeacon(ctx, b.spec); berr != nil {
+			errs = append(errs, fmt.Errorf("repo %s: check beacon %q of %s: %w", r.table, b.name, b.field.name, berr))
 		}
 	}
 	return errors.Join(errs...)

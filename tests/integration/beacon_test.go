@@ -246,6 +246,10 @@ func TestBeaconKeyCostsOneKMSCallPerProcess(t *testing.T) {
 	bf.enc = cachedEncryptor(bf.fixture, enc.CacheLimits{})
 	r := bf.table(t)
 	ctx := context.Background()
+	// The start-up check asks for the beacon key, which the cache keeps.
+	if err := r.CheckKeys(ctx, map[string]string{"tenant": "acme"}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 20
 	for i := range n {
 		c := Customer{Tenant: tenants[i%3], ID: fmt.Sprintf("K%02d", i), Email: field.NewEncrypted(customerEmail(i))}
@@ -259,7 +263,16 @@ func TestBeaconKeyCostsOneKMSCallPerProcess(t *testing.T) {
 		}
 	}
 	if st := bf.enc.Stats(); st.GenerateMacCalls != 1 {
-		t.Fatalf("%d GenerateMac calls for %d writes and %d lookups over 3 tenants, want 1", st.GenerateMacCalls, n, n)
+		t.Fatalf("%d GenerateMac calls for a check, %d writes and %d lookups over 3 tenants, want 1", st.GenerateMacCalls, n, n)
+	}
+
+	// A beacon whose key cannot make MACs (a symmetric key) fails the check.
+	reg := enc.NewRegistry()
+	reg.MustRegister("customer-pii", enc.Spec{KeyID: bf.alias, ContextFrom: map[string]string{"tenant": "tenant"}})
+	reg.MustRegisterBeacon("email", enc.Beacon{KeyID: bf.alias, Bits: beaconBits})
+	wrong := bf.repoOn(t, r.Table(), repo.WithRegistry(reg))
+	if err := wrong.CheckKeys(ctx, map[string]string{"tenant": "acme"}); err == nil || !strings.Contains(err.Error(), `check beacon "email"`) {
+		t.Fatalf("check with a symmetric key as beacon key: %v", err)
 	}
 }
 
