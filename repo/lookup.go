@@ -58,7 +58,10 @@ func (r *Repo[T]) Lookup(ctx context.Context, attr string, probe T, opts ...Read
 // that match, at most limit of them (0: all).
 func (r *Repo[T]) yieldMatches(ctx context.Context, m *beaconMatch, limit int, opts []ReadOption, yield func(T, error) bool) {
 	// Limit counts matches, not candidates: the query runs without it.
-	query := slices.Concat(opts, []ReadOption{Index(m.b.index.name), Filter(m.context), func(o *ReadOptions) { o.Limit = 0 }})
+	query := slices.Concat(opts, []ReadOption{Index(m.b.index.name), func(o *ReadOptions) { o.Limit = 0 }})
+	if cond, ok := and(m.context); ok {
+		query = append(query, Filter(cond))
+	}
 	n := 0
 	for item, err := range r.Query(ctx, expression.Key(m.b.attr.name).Equal(expression.Value(m.beacon)), query...) {
 		if err == nil && !m.matches(reflect.ValueOf(&item).Elem()) {
@@ -91,7 +94,7 @@ func (r *Repo[T]) MatchBeacon(ctx context.Context, attr string, probe T) (expres
 type beaconMatch struct {
 	b       *beacon
 	beacon  string                      // the full beacon, prefix included
-	context expression.ConditionBuilder // the probe's context and prefix attributes, each equal
+	context []expression.ConditionBuilder // the probe's context and prefix attributes, each equal
 	plain   []byte                      // the probe's value, normalised
 }
 
@@ -154,7 +157,7 @@ func probeValue(b *beacon, v reflect.Value) ([]byte, error) {
 // probeAttributes marshals the attributes of probe that b's beacon takes
 // besides the value (context and prefix), and the condition that an item
 // holds the same.
-func (r *Repo[T]) probeAttributes(b *beacon, v reflect.Value) (attrMap, expression.ConditionBuilder, error) {
+func (r *Repo[T]) probeAttributes(b *beacon, v reflect.Value) (attrMap, []expression.ConditionBuilder, error) {
 	given := attrMap{}
 	var conds []expression.ConditionBuilder
 	names := slices.Sorted(maps.Values(b.value.ContextFrom))
@@ -166,7 +169,7 @@ func (r *Repo[T]) probeAttributes(b *beacon, v reflect.Value) (attrMap, expressi
 		}
 		av, err := marshalAs(f, fv)
 		if err != nil {
-			return nil, expression.ConditionBuilder{}, fmt.Errorf("probe attribute %s: %w", name, err)
+			return nil, nil, fmt.Errorf("probe attribute %s: %w", name, err)
 		}
 		if av == nil || isNull(av) {
 			continue
@@ -174,15 +177,11 @@ func (r *Repo[T]) probeAttributes(b *beacon, v reflect.Value) (attrMap, expressi
 		given[name] = av
 		conds = append(conds, expression.Name(name).Equal(expression.Value(av)))
 	}
-	cond, ok := and(conds)
-	if !ok {
-		cond = expression.Name(b.attr.name).AttributeExists()
-	}
-	return given, cond, nil
+	return given, conds, nil
 }
 
 // beaconOf computes the beacon of plain with the context and prefix given.
-func (r *Repo[T]) beaconOf(ctx context.Context, b *beacon, plain []byte, given attrMap, cond expression.ConditionBuilder) (*beaconMatch, error) {
+func (r *Repo[T]) beaconOf(ctx context.Context, b *beacon, plain []byte, given attrMap, cond []expression.ConditionBuilder) (*beaconMatch, error) {
 	f := facts{p: r.plan, item: given, absent: func(name, purpose string) error {
 		return fmt.Errorf("attribute %s, needed %s, is not set in the probe", name, purpose)
 	}}

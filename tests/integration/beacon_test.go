@@ -390,3 +390,47 @@ func TestMigrateBackfillsBeacons(t *testing.T) {
 		t.Fatalf("second run: %+v, want no change", again)
 	}
 }
+
+// Badge has a beacon without a prefix or a context from the item: the
+// lookup is a query of the index alone.
+type Badge struct {
+	ID   string                  `dynamodbav:"id" repo:"hash"`
+	Code field.Encrypted[string] `dynamodbav:"code" enc:"badge" beacon:"code" repo:"gsi:by-code:hash"`
+}
+
+func TestBeaconWithoutPrefixOrContext(t *testing.T) {
+	f := newFixture(t)
+	macKey, _ := f.env.MacKey(t)
+	f.reg.MustRegister("badge", enc.Spec{KeyID: f.alias})
+	f.reg.MustRegisterBeacon("code", enc.Beacon{KeyID: macKey, Bits: 4})
+	r := dynotest.Table[Badge](t, f.env, repo.WithRegistry(f.reg))
+	ctx := context.Background()
+	var badges []Badge
+	for i := range 40 {
+		badges = append(badges, Badge{ID: fmt.Sprintf("B%02d", i), Code: field.NewEncrypted(fmt.Sprintf("code-%d", i%20))})
+	}
+	if err := r.BatchPut(ctx, badges); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for b, err := range r.Lookup(ctx, "code", Badge{Code: field.NewEncrypted("code-7")}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"B07", "B27"}) {
+		t.Fatalf("lookup of code-7 among 20 codes on 16 beacons: %v, want [B07 B27]", ids)
+	}
+	n := 0
+	for _, err := range r.Lookup(ctx, "code", Badge{Code: field.NewEncrypted("code-7")}, repo.Limit(1)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("Limit(1) yielded %d", n)
+	}
+}
