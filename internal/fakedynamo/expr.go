@@ -181,8 +181,9 @@ func (p *exprParser) value() []byte {
 	return v
 }
 
-// condition is one condition of a ConditionExpression: a = b, or fn(a)
-// for fn attribute_exists or attribute_not_exists.
+// condition is one condition of a ConditionExpression or a
+// FilterExpression: a = b, a <> b, or fn(a) for fn attribute_exists or
+// attribute_not_exists.
 type condition struct {
 	fn   string
 	a, b operand
@@ -194,9 +195,35 @@ type operand struct {
 	value *node
 }
 
+// conditions are conditions joined by AND.
+type conditions []condition
+
+// holds reports whether every condition holds for it.
+func (cs conditions) holds(it *item) bool {
+	for _, c := range cs {
+		if !c.holds(it) {
+			return false
+		}
+	}
+	return true
+}
+
+// attrNames returns the top-level attributes the conditions' paths read.
+func (cs conditions) attrNames() []string {
+	var out []string
+	for _, c := range cs {
+		for _, o := range [2]operand{c.a, c.b} {
+			if o.path != nil {
+				out = append(out, o.path[0].name)
+			}
+		}
+	}
+	return out
+}
+
 // conditions reads conditions joined by AND.
-func (p *exprParser) conditions() []condition {
-	conds := []condition{p.condition()}
+func (p *exprParser) conditions() conditions {
+	conds := conditions{p.condition()}
 	for p.err == nil && strings.EqualFold(p.peek(), "AND") {
 		p.i++
 		conds = append(conds, p.condition())
@@ -216,12 +243,12 @@ func (p *exprParser) condition() condition {
 		p.want(")")
 		return c
 	}
-	c := condition{fn: "=", a: p.operand()}
-	if op := p.next(); p.err == nil && op != "=" {
-		p.unsupported("the comparison " + strconv.Quote(op) + " (= only)")
+	a := p.operand()
+	op := p.next()
+	if p.err == nil && op != "=" && op != "<>" {
+		p.unsupported("the comparison " + strconv.Quote(op) + " (= and <> only)")
 	}
-	c.b = p.operand()
-	return c
+	return condition{fn: op, a: a, b: p.operand()}
 }
 
 func (p *exprParser) operand() operand {
@@ -235,6 +262,7 @@ func (p *exprParser) operand() operand {
 }
 
 // holds reports whether c holds for it, which is nil if there is no item.
+// a <> b holds where a = b does not, so also where either is missing.
 func (c condition) holds(it *item) bool {
 	a := c.a.eval(it)
 	switch c.fn {
@@ -244,7 +272,8 @@ func (c condition) holds(it *item) bool {
 		return a == nil
 	}
 	b := c.b.eval(it)
-	return a != nil && b != nil && equalNodes(a, b)
+	equal := a != nil && b != nil && equalNodes(a, b)
+	return equal != (c.fn == "<>")
 }
 
 // eval returns the value of o in it, or nil if it has none.

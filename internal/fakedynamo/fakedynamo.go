@@ -8,27 +8,55 @@
 // UpdateItem, Query, Scan, BatchWriteItem, BatchGetItem, CreateTable,
 // DescribeTable and DeleteTable. What it does not implement it refuses with
 // a ValidationException rather than ignoring: condition expressions outside
-// UpdateItem, filter expressions, indexes, Select on a Scan, nested paths in
-// projections, and the parts of UpdateItem listed below.
+// UpdateItem, local secondary indexes, a Scan of an index, Select and
+// ProjectionExpression on a Scan, nested paths in projections, and the
+// parts of UpdateItem, conditions and filters listed below.
 //
 // Semantics kept from the service: items are keyed by the table's hash and
 // range key (numbers compare by value, binary by bytes, strings by UTF-8
 // bytes); a Query reads one partition in range-key order (or reversed), with
 // a key condition of equality on the hash key and optionally one of =, <,
-// <=, >, >=, BETWEEN or begins_with on the range key; Limit counts items and
-// a response cut by Limit always carries LastEvaluatedKey; a response also
-// stops once the items read reach PageBytes (1 MB by default), as DynamoDB
-// stops at 1 MB; ExclusiveStartKey continues after the key given; batch
-// requests are limited to 25 writes or 100 keys and refuse duplicate keys.
-// Attribute values are checked for shape and stored as sent (numbers are
-// not normalised); sizes are counted in JSON bytes, not DynamoDB's units.
-// Nothing is ever left unprocessed.
+// <=, >, >=, BETWEEN or begins_with on the range key; Limit counts the items
+// read, before any filter, and a response cut by Limit always carries
+// LastEvaluatedKey; a response also stops once the items read reach
+// PageBytes (1 MB by default), as DynamoDB stops at 1 MB; ExclusiveStartKey
+// continues after the key given; batch requests are limited to 25 writes or
+// 100 keys and refuse duplicate keys. Attribute values are checked for
+// shape and stored as sent (numbers are not normalised); sizes are counted
+// in JSON bytes, not DynamoDB's units. Nothing is ever left unprocessed.
 //
 // A Scan reads the partitions in a fixed order (by a hash of the hash key),
 // each in range-key order, with Limit, ExclusiveStartKey and the page cut as
 // a Query. Segment s of TotalSegments n holds the partitions whose hash
 // falls in the s-th of n equal ranges: every item is in one segment, the
 // same for every request, and a start key must be of the segment asked for.
+//
+// CreateTable takes GlobalSecondaryIndexes, each of a hash key, an optional
+// range key and a Projection of ALL, KEYS_ONLY or INCLUDE with
+// NonKeyAttributes (throughput settings are ignored, as the table's are);
+// DescribeTable shows them ACTIVE, with their item count and size. An
+// index holds the items that have its key attributes, and no others (it is
+// sparse), with the attributes it projects, among which the table's and
+// the index's key attributes always are. Writes keep it up to date, and a
+// write is refused whose index key attribute is of another type than the
+// index's, is empty, or is a number that does not parse. A Query with
+// IndexName reads one partition of the index, with a key condition on the
+// index's keys as on the table's, in the order of the index's range key
+// and then of the table's key (DynamoDB leaves the order of ties
+// unspecified), with Limit, ExclusiveStartKey and the page cut as for the
+// table, the page's size counted in the items as projected; its
+// LastEvaluatedKey holds the table's key attributes and the index's. As in
+// DynamoDB, a Query of an index refuses ConsistentRead, Select
+// ALL_ATTRIBUTES unless the index projects ALL, and a ProjectionExpression
+// or a filter that reads an attribute the index does not project; Select
+// ALL_PROJECTED_ATTRIBUTES is taken for an index only.
+//
+// Query and Scan take a FilterExpression in the language of the conditions
+// of UpdateItem below, applied to the items a page has read: an item the
+// filter drops still counts toward Limit and the page size, Count is the
+// number of items kept and ScannedCount of those read, and LastEvaluatedKey
+// is the last item read, kept or not. A Query's filter may not read a key
+// attribute of the table or index queried, as in DynamoDB.
 //
 // UpdateItem takes an UpdateExpression of a SET clause of path = :value
 // actions and an ADD clause of name :number actions, each clause at most
@@ -38,7 +66,8 @@
 // decimals of at most 38 digits) to a top-level number, 0 if missing.
 // Overlapping paths and key attributes are refused. A ConditionExpression
 // may join by AND the conditions a = b (operands being paths or :values;
-// the same type and value, a missing path equal to nothing),
+// the same type and value, a missing path equal to nothing), a <> b (which
+// holds where a = b does not, so also where a path is missing),
 // attribute_exists(path) and attribute_not_exists(path); one that fails is
 // a ConditionalCheckFailedException that writes nothing, with the old item
 // if ReturnValuesOnConditionCheckFailure is ALL_OLD. Without a condition a
@@ -46,9 +75,10 @@
 // reports the larger of the item's sizes before and after in 1 KB units.
 // Refused: REMOVE and DELETE, functions (if_not_exists, list_append, ...),
 // arithmetic, paths as values, attribute names other than #placeholders,
-// ADD of sets or to nested paths, OR, NOT, parentheses and comparisons
-// other than = in conditions, ReturnValues other than NONE, and
-// AttributeUpdates, Expected and ConditionalOperator.
+// ADD of sets or to nested paths, OR, NOT, parentheses, functions other
+// than attribute_exists and attribute_not_exists, and comparisons other
+// than = and <> in conditions and filters, ReturnValues other than NONE,
+// and AttributeUpdates, Expected and ConditionalOperator.
 package fakedynamo
 
 import (

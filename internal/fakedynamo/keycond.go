@@ -38,42 +38,43 @@ func (c *rangeCond) match(k keyVal) bool {
 	return false
 }
 
-// keyCondition checks conds against the table's key and decodes them: an
-// equality on the hash key and at most one condition on the range key.
-func (tb *table) keyCondition(conds []keyCond) (hash keyVal, rng *rangeCond, err *apiError) {
+// keyCondition checks conds against the key schema of a table or an index
+// and decodes them: an equality on the hash key and at most one condition
+// on the range key.
+func keyCondition(keys []KeyAttribute, conds []keyCond) (hash keyVal, rng *rangeCond, err *apiError) {
 	var haveHash bool
 	for _, c := range conds {
 		switch {
-		case c.attr == tb.keys[0].Name:
+		case c.attr == keys[0].Name:
 			if c.op != "=" || haveHash {
 				return hash, nil, validation("Query key condition not supported")
 			}
-			v, err := condValue(c.values[0], tb.keys[0])
+			v, err := condValue(c.values[0], keys[0])
 			if err != nil {
 				return hash, nil, err
 			}
 			hash, haveHash = v, true
-		case len(tb.keys) == 2 && c.attr == tb.keys[1].Name:
+		case len(keys) == 2 && c.attr == keys[1].Name:
 			if rng != nil {
 				return hash, nil, validation("KeyConditionExpressions must only contain one condition per key")
 			}
-			if c.op == "begins_with" && tb.keys[1].Type == "N" {
+			if c.op == "begins_with" && keys[1].Type == "N" {
 				return hash, nil, validation("Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N")
 			}
 			rng = &rangeCond{op: c.op}
 			for _, raw := range c.values {
-				v, err := condValue(raw, tb.keys[1])
+				v, err := condValue(raw, keys[1])
 				if err != nil {
 					return hash, nil, err
 				}
 				rng.values = append(rng.values, v)
 			}
 		default:
-			return hash, nil, validation("Query condition missed key schema element: " + tb.keys[0].Name)
+			return hash, nil, validation("Query condition missed key schema element: " + keys[0].Name)
 		}
 	}
 	if !haveHash {
-		return hash, nil, validation("Query condition missed key schema element: " + tb.keys[0].Name)
+		return hash, nil, validation("Query condition missed key schema element: " + keys[0].Name)
 	}
 	return hash, rng, nil
 }

@@ -2,6 +2,7 @@ package fakedynamo
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 )
 
@@ -187,44 +188,103 @@ func (t *Transport) getItem(body []byte) ([]byte, *apiError) {
 	return append(appendProjected(out, it, attrs), '}'), nil
 }
 
-// queryInput is a Query request as sent, before any of it is checked.
+// queryInput is a Query request as sent, before any of it is checked,
+// and then its expressions resolved.
 type queryInput struct {
-	table, cond, proj, sel string
-	names                  map[string]string
-	values                 map[string][]byte
-	start                  *item
-	limit                  int64
-	forward                bool
+	exprInput
+	table, index, cond, proj, sel string
+	start                         *item
+	limit                         int64
+	forward, consistent           bool
+
+	attrs  []string // the ProjectionExpression's names, nil for all
+	conds  []keyCond
+	filter conditions
 }
 
 func (q *queryInput) member(r *reader, m string) *apiError {
+	if q.valueMember(r, m) || q.exprMember(r, m) {
+		return nil
+	}
 	switch m {
-	case "TableName":
-		q.table = r.str()
-	case "KeyConditionExpression":
-		q.cond = r.str()
-	case "ProjectionExpression":
-		q.proj = r.str()
-	case "ExpressionAttributeNames":
-		q.names = readNames(r)
-	case "ExpressionAttributeValues":
-		q.values = readValues(r)
 	case "ExclusiveStartKey":
 		q.start = readItem(r, false)
 	case "Limit":
-		if q.limit = r.integer(); q.limit < 1 {
-			return validation("Limit must be at least 1")
-		}
-	case "ScanIndexForward":
-		q.forward = r.boolean()
-	case "Select":
-		q.sel = r.str()
-	case "IndexName", "FilterExpression", "KeyConditions", "QueryFilter", "ConditionalOperator", "AttributesToGet":
+		return q.readLimit(r)
+	case "KeyConditions", "QueryFilter", "ConditionalOperator", "AttributesToGet":
 		return unsupported(r, m)
-	default: // ConsistentRead, ReturnConsumedCapacity
+	default: // ReturnConsumedCapacity
 		r.skip()
 	}
 	return nil
+}
+
+// valueMember reads the request's member m if it is a string or a boolean,
+// reporting whether it is.
+func (q *queryInput) valueMember(r *reader, m string) bool {
+	strs := [...]struct {
+		name string
+		dst  *string
+	}{{"TableName", &q.table}, {"IndexName", &q.index}, {"KeyConditionExpression", &q.cond}, {"ProjectionExpression", &q.proj}, {"Select", &q.sel}}
+	for _, f := range strs {
+		if f.name == m {
+			*f.dst = r.str()
+			return true
+		}
+	}
+	switch m {
+	case "ScanIndexForward":
+		q.forward = r.boolean()
+	case "ConsistentRead": // every read of the table is consistent here
+		q.consistent = r.boolean()
+	default:
+		return false
+	}
+	return true
+}
+
+func (q *queryInput) readLimit(r *reader) *apiError {
+	if q.limit = r.integer(); q.limit < 1 {
+		return validation("Limit must be at least 1")
+	}
+	return nil
+}
+
+// exprInput is the members for expressions that a Query and a Scan share.
+type exprInput struct {
+	filterExpr string
+	names      map[string]string
+	values     map[string][]byte
+}
+
+// exprMember reads the request's member m if it is one of exprInput's,
+// reporting whether it is.
+func (e *exprInput) exprMember(r *reader, m string) bool {
+	switch m {
+	case "FilterExpression":
+		e.filterExpr = r.str()
+	case "ExpressionAttributeNames":
+		e.names = readNames(r)
+	case "ExpressionAttributeValues":
+		e.values = readValues(r)
+	default:
+		return false
+	}
+	return true
+}
+
+// parseFilter parses the FilterExpression, if any, in the language of
+// UpdateItem's conditions, marking the names and values it uses.
+func (e *exprInput) parseFilter(usedNames, usedValues map[string]bool) (conditions, *apiError) {
+	if e.filterExpr == "" {
+		return nil, nil
+	}
+	p := &exprParser{kind: "FilterExpression", toks: tokenize(e.filterExpr), names: e.names, values: e.values, usedNames: usedNames, usedValues: usedValues}
+	conds := p.conditions()
+	if p.err != nil {
+		return nil, p.err
+	}
+	return conds, nil
 }
 
 func (t *Transport) query(body []byte) ([]byte, *apiError) {
@@ -232,8 +292,7 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 	if err := parse(body, q.member); err != nil {
 		return nil, err
 	}
-	attrs, conds, err := q.expressions()
-	if err != nil {
+	if err := q.expressions(); err != nil {
 		return nil, err
 	}
 	t.mu.RLock()
@@ -242,8 +301,20 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	hash, rng, err := tb.keyCondition(conds)
+	lim := pageLimit{limit: q.limit, bytes: t.pageBytes()}
+	if q.index != "" {
+		return tb.queryIndex(&q, lim)
+	}
+	return tb.query(&q, lim)
+}
+
+// query serves a Query of the table itself.
+func (tb *table) query(q *queryInput, lim pageLimit) ([]byte, *apiError) {
+	hash, rng, err := keyCondition(tb.keys, q.conds)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkFilterKeys(q.filter, tb.keys); err != nil {
 		return nil, err
 	}
 	var items []*item
@@ -254,39 +325,62 @@ func (t *Transport) query(body []byte) ([]byte, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	got, size, last := readPage(items, i, step, rng, q.limit, t.pageBytes())
-	return tb.appendQueryReply(got, size, last, attrs, q.sel == "COUNT"), nil
+	got, size, scanned, last := readPage(items, i, step, rng, q.filter, lim)
+	return appendQueryReply(got, size, scanned, last, tb.keys, q.attrs, q.sel == "COUNT"), nil
 }
 
-// expressions checks the request's expressions and resolves its projection
-// and key condition. The checks run in a fixed order, which decides the
-// error a request with several faults gets, and none needs the table, so
-// they run before the lock is taken.
-func (q *queryInput) expressions() ([]string, []keyCond, *apiError) {
-	switch q.sel {
-	case "", "ALL_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT":
-	default:
-		return nil, nil, validation("fakedynamo: Select " + q.sel + " is not supported")
+// expressions checks the request's expressions and resolves its
+// projection, key condition and filter. The checks run in a fixed order,
+// which decides the error a request with several faults gets, and none
+// needs the table, so they run before the lock is taken.
+func (q *queryInput) expressions() *apiError {
+	if err := checkSelect(q.sel, q.index != ""); err != nil {
+		return err
 	}
 	if q.cond == "" {
-		return nil, nil, validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+		return validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
 	}
 	usedNames, usedValues := map[string]bool{}, map[string]bool{}
-	attrs, err := projection(q.proj, q.names, usedNames)
-	if err != nil {
-		return nil, nil, err
+	var err *apiError
+	if q.attrs, err = projection(q.proj, q.names, usedNames); err != nil {
+		return err
 	}
-	conds, err := parseKeyCondition(q.cond, q.names, q.values, usedNames, usedValues)
-	if err != nil {
-		return nil, nil, err
+	if q.conds, err = parseKeyCondition(q.cond, q.names, q.values, usedNames, usedValues); err != nil {
+		return err
+	}
+	if q.filter, err = q.parseFilter(usedNames, usedValues); err != nil {
+		return err
 	}
 	if err := checkNamesUsed(q.names, usedNames); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if err := checkValuesUsed(q.values, usedValues); err != nil {
-		return nil, nil, err
+	return checkValuesUsed(q.values, usedValues)
+}
+
+// checkSelect refuses the Select values not implemented, and
+// ALL_PROJECTED_ATTRIBUTES but of an index.
+func checkSelect(sel string, ofIndex bool) *apiError {
+	switch sel {
+	case "", "ALL_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT":
+		return nil
+	case "ALL_PROJECTED_ATTRIBUTES":
+		if ofIndex {
+			return nil
+		}
 	}
-	return attrs, conds, nil
+	return validation("fakedynamo: Select " + sel + " is not supported")
+}
+
+// checkFilterKeys refuses a Query's filter that reads a key attribute of
+// the table or index queried, as DynamoDB does: a key belongs in the key
+// condition.
+func checkFilterKeys(filter conditions, keys []KeyAttribute) *apiError {
+	for _, name := range filter.attrNames() {
+		if slices.ContainsFunc(keys, func(k KeyAttribute) bool { return k.Name == name }) {
+			return validation("Filter Expression can only contain non-primary key attributes: Primary key attribute: " + name)
+		}
+	}
+	return nil
 }
 
 func checkValuesUsed(values map[string][]byte, used map[string]bool) *apiError {
@@ -340,40 +434,65 @@ func (t *Transport) pageBytes() int {
 	return t.PageBytes
 }
 
+// pageLimit is where a page of a Query or Scan stops: once limit items
+// (if limit > 0) have been evaluated, or the items evaluated reach bytes,
+// whether or not the filter keeps them, as DynamoDB applies the filter to
+// the page read.
+type pageLimit struct {
+	limit int64
+	bytes int
+}
+
+func (l pageLimit) full(scanned, size int) bool {
+	return l.atLimit(scanned) || size >= l.bytes
+}
+
+func (l pageLimit) atLimit(scanned int) bool {
+	return l.limit > 0 && int64(scanned) == l.limit
+}
+
+// last returns the item to report as LastEvaluatedKey of a full page that
+// ends with it; more says whether an item follows. DynamoDB reports a page
+// cut by Limit as unfinished even when no item follows, so the client asks
+// once more; a page cut by size is unfinished only if an item follows,
+// though in a Query that item may fail the key condition.
+func (l pageLimit) last(it *item, scanned int, more bool) *item {
+	if more || l.atLimit(scanned) {
+		return it
+	}
+	return nil
+}
+
 // readPage reads the items of a Query response: from index i on, in steps
-// of step, the items that match rng, until limit items (if limit > 0) or
-// pageBytes bytes have been read. size is the items' JSON bytes; last, if
-// set, is the item to report as LastEvaluatedKey. got is a result of its
-// own, not part of a struct, so the compiler can start it on the stack.
-func readPage(items []*item, i, step int, rng *rangeCond, limit int64, pageBytes int) (got []*item, size int, last *item) {
+// of step, it evaluates the items that match rng, until the page is full,
+// and keeps those that pass filter. scanned is the number of items
+// evaluated and size their JSON bytes; last, if set, is the item to report
+// as LastEvaluatedKey. got is a result of its own, not part of a struct, and
+// is returned in one place only, so the compiler can start it on the stack.
+func readPage(items []*item, i, step int, rng *rangeCond, filter conditions, lim pageLimit) (got []*item, size, scanned int, last *item) {
 	for ; i >= 0 && i < len(items); i += step {
 		it := items[i]
 		if rng != nil && !rng.match(it.rng) {
 			continue
 		}
-		got = append(got, it)
-		size += len(it.raw)
-		if limit > 0 && int64(len(got)) == limit {
-			// DynamoDB reports a page cut by Limit as unfinished even when
-			// no item follows, so the client asks once more.
-			last = it
-			break
+		scanned, size = scanned+1, size+len(it.raw)
+		if filter.holds(it) {
+			got = append(got, it)
 		}
-		if size >= pageBytes {
-			// A page cut by size is unfinished only if an item follows,
-			// though that item may fail rng.
-			if more := i + step; more >= 0 && more < len(items) {
-				last = it
-			}
+		if lim.full(scanned, size) {
+			last = lim.last(it, scanned, inRange(items, i+step))
 			break
 		}
 	}
-	return got, size, last
+	return got, size, scanned, last
 }
 
-// appendQueryReply returns the Query response for readPage's results;
+func inRange(items []*item, i int) bool { return i >= 0 && i < len(items) }
+
+// appendQueryReply returns the Query or Scan response for readPage's or
+// scanPage's results, with a LastEvaluatedKey of the attributes keys;
 // count (Select COUNT) leaves the items out of it.
-func (tb *table) appendQueryReply(got []*item, size int, last *item, attrs []string, count bool) []byte {
+func appendQueryReply(got []*item, size, scanned int, last *item, keys []KeyAttribute, attrs []string, count bool) []byte {
 	n := len(got)
 	out := make([]byte, 0, size+n+256)
 	out = append(out, `{"Items":[`...)
@@ -388,10 +507,10 @@ func (tb *table) appendQueryReply(got []*item, size int, last *item, attrs []str
 	out = append(out, "],\"Count\":"...)
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, ",\"ScannedCount\":"...)
-	out = strconv.AppendInt(out, int64(n), 10)
+	out = strconv.AppendInt(out, int64(scanned), 10)
 	if last != nil {
 		out = append(out, ",\"LastEvaluatedKey\":"...)
-		out = tb.appendKey(out, last)
+		out = appendKey(out, last, keys)
 	}
 	return append(out, '}')
 }
@@ -648,26 +767,67 @@ func (tb *table) appendFound(out []byte, keys []*item, attrs []string) ([]byte, 
 	return out, nil
 }
 
+// createTableInput is a CreateTable request. The members not listed here
+// (BillingMode, ProvisionedThroughput, ...) are ignored.
+type createTableInput struct {
+	TableName              string
+	KeySchema              []keySchemaElement
+	AttributeDefinitions   []struct{ AttributeName, AttributeType string }
+	GlobalSecondaryIndexes []indexInput
+	LocalSecondaryIndexes  []json.RawMessage
+}
+
+type keySchemaElement struct{ AttributeName, KeyType string }
+
 func (t *Transport) createTable(body []byte) ([]byte, *apiError) {
-	var in struct {
-		TableName            string
-		KeySchema            []struct{ AttributeName, KeyType string }
-		AttributeDefinitions []struct{ AttributeName, AttributeType string }
-		GlobalSecondaryIndexes,
-		LocalSecondaryIndexes []json.RawMessage
-	}
+	var in createTableInput
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, &apiError{"SerializationException", err.Error(), nil}
 	}
-	if len(in.GlobalSecondaryIndexes)+len(in.LocalSecondaryIndexes) > 0 {
-		return nil, validation("fakedynamo: secondary indexes are not supported")
+	keys, indexes, err := in.schema()
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.addTableLocked(in.TableName, keys); err != nil {
+		return nil, err
+	}
+	tb := t.tables[in.TableName]
+	tb.indexes = indexes
+	return marshalReply(map[string]any{"TableDescription": tb.describe("ACTIVE")})
+}
+
+// schema checks the key schemas of the table and its indexes against the
+// attribute definitions, which must define their key attributes and no
+// others, and returns the table's keys and its indexes.
+func (in *createTableInput) schema() ([]KeyAttribute, []*index, *apiError) {
+	if len(in.LocalSecondaryIndexes) > 0 {
+		return nil, nil, validation("fakedynamo: local secondary indexes are not supported")
 	}
 	types := map[string]string{}
 	for _, d := range in.AttributeDefinitions {
 		types[d.AttributeName] = d.AttributeType
 	}
+	keys, err := keyAttributes(in.KeySchema, types)
+	if err != nil {
+		return nil, nil, err
+	}
+	indexes, err := newIndexes(in.GlobalSecondaryIndexes, keys, types)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(in.AttributeDefinitions) != len(keyAttributesOf(keys, indexes)) {
+		return nil, nil, validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions")
+	}
+	return keys, indexes, nil
+}
+
+// keyAttributes returns the attributes of a key schema, of the types
+// defined.
+func keyAttributes(schema []keySchemaElement, types map[string]string) ([]KeyAttribute, *apiError) {
 	var keys []KeyAttribute
-	for i, k := range in.KeySchema {
+	for i, k := range schema {
 		want := "HASH"
 		if i == 1 {
 			want = "RANGE"
@@ -681,15 +841,7 @@ func (t *Transport) createTable(body []byte) ([]byte, *apiError) {
 		}
 		keys = append(keys, KeyAttribute{Name: k.AttributeName, Type: typ})
 	}
-	if len(in.AttributeDefinitions) != len(keys) {
-		return nil, validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions")
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.addTableLocked(in.TableName, keys); err != nil {
-		return nil, err
-	}
-	return marshalReply(map[string]any{"TableDescription": t.tables[in.TableName].describe("ACTIVE")})
+	return keys, nil
 }
 
 func tableNameOf(body []byte) (string, *apiError) {

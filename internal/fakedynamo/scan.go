@@ -58,12 +58,15 @@ func (tb *table) scanOrder() []*partition {
 	return tb.order
 }
 
-// scanInput is a Scan request as sent, before any of it is checked.
+// scanInput is a Scan request as sent, before any of it is checked, and
+// then its filter parsed.
 type scanInput struct {
+	exprInput
 	table, capacity            string
 	start                      *item
 	limit, segment, total      int64
 	hasLimit, hasSeg, hasTotal bool
+	filter                     conditions
 }
 
 func (s *scanInput) member(r *reader, m string) *apiError {
@@ -72,18 +75,29 @@ func (s *scanInput) member(r *reader, m string) *apiError {
 		s.table = r.str()
 	case "ExclusiveStartKey":
 		s.start = readItem(r, false)
+	case "Limit", "Segment", "TotalSegments":
+		s.integer(r, m)
+	case "ReturnConsumedCapacity":
+		s.capacity = r.str()
+	default:
+		if s.exprMember(r, m) {
+			return nil
+		}
+		return scanOther(r, m)
+	}
+	return nil
+}
+
+// integer reads the integer member m.
+func (s *scanInput) integer(r *reader, m string) {
+	switch m {
 	case "Limit":
 		s.limit, s.hasLimit = r.integer(), true
 	case "Segment":
 		s.segment, s.hasSeg = r.integer(), true
-	case "TotalSegments":
-		s.total, s.hasTotal = r.integer(), true
-	case "ReturnConsumedCapacity":
-		s.capacity = r.str()
 	default:
-		return scanOther(r, m)
+		s.total, s.hasTotal = r.integer(), true
 	}
-	return nil
 }
 
 // scanOther reads the members of a Scan request that change nothing here,
@@ -92,8 +106,7 @@ func scanOther(r *reader, m string) *apiError {
 	switch m {
 	case "ConsistentRead": // every read is consistent here
 		r.boolean()
-	case "FilterExpression", "ProjectionExpression", "IndexName", "Select", "ScanFilter",
-		"ConditionalOperator", "AttributesToGet", "ExpressionAttributeNames", "ExpressionAttributeValues":
+	case "ProjectionExpression", "IndexName", "Select", "ScanFilter", "ConditionalOperator", "AttributesToGet":
 		return unsupported(r, m)
 	default:
 		r.skip()
@@ -109,7 +122,27 @@ func (s *scanInput) check() *apiError {
 	if s.capacity != "" && s.capacity != "NONE" {
 		return validation("fakedynamo: ReturnConsumedCapacity " + s.capacity + " is not supported for Scan (NONE)")
 	}
-	return s.checkSegments()
+	if err := s.checkSegments(); err != nil {
+		return err
+	}
+	return s.expressions()
+}
+
+// expressions parses the request's filter, checking that every name and
+// value given is used.
+func (s *scanInput) expressions() *apiError {
+	if s.filterExpr == "" && s.names == nil && s.values == nil {
+		return nil // a Scan without expressions, the usual one, allocates nothing for them
+	}
+	usedNames, usedValues := map[string]bool{}, map[string]bool{}
+	var err *apiError
+	if s.filter, err = s.parseFilter(usedNames, usedValues); err != nil {
+		return err
+	}
+	if err := checkNamesUsed(s.names, usedNames); err != nil {
+		return err
+	}
+	return checkValuesUsed(s.values, usedValues)
 }
 
 func (s *scanInput) checkSegments() *apiError {
@@ -157,8 +190,8 @@ func (t *Transport) scan(body []byte) ([]byte, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	got, size, last := scanPage(parts, pi, ii, s.limit, t.pageBytes())
-	return tb.appendQueryReply(got, size, last, nil, false), nil
+	got, size, scanned, last := scanPage(parts, pi, ii, s.filter, pageLimit{limit: s.limit, bytes: t.pageBytes()})
+	return appendQueryReply(got, size, scanned, last, tb.keys, nil, false), nil
 }
 
 // segment returns the partitions of segment seg of total, in scan order.
@@ -199,27 +232,22 @@ func (tb *table) scanCursor(parts []*partition, start *item, seg, total int64) (
 }
 
 // scanPage reads the items of a Scan response from item ii of partition
-// pi on, until limit items (if limit > 0) or pageBytes bytes have been
-// read, with the results of readPage.
-func scanPage(parts []*partition, pi, ii int, limit int64, pageBytes int) (got []*item, size int, last *item) {
+// pi on, until the page is full, with the results of readPage.
+func scanPage(parts []*partition, pi, ii int, filter conditions, lim pageLimit) (got []*item, size, scanned int, last *item) {
 	for ; pi < len(parts); pi, ii = pi+1, 0 {
 		items := parts[pi].items
 		for ; ii < len(items); ii++ {
 			it := items[ii]
-			got = append(got, it)
-			size += len(it.raw)
-			if limit > 0 && int64(len(got)) == limit {
-				return got, size, it // as Query, a page cut by Limit is unfinished
+			scanned, size = scanned+1, size+len(it.raw)
+			if filter.holds(it) {
+				got = append(got, it)
 			}
-			if size >= pageBytes {
-				if scanHasNext(parts, pi, ii) {
-					last = it
-				}
-				return got, size, last
+			if lim.full(scanned, size) {
+				return got, size, scanned, lim.last(it, scanned, scanHasNext(parts, pi, ii))
 			}
 		}
 	}
-	return got, size, nil
+	return got, size, scanned, nil
 }
 
 // scanHasNext reports whether an item follows item ii of partition pi;

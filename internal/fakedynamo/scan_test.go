@@ -220,8 +220,11 @@ func TestScanRefusesWhatItDoesNotImplement(t *testing.T) {
 	ctx := context.Background()
 	_, db := newTable(t)
 	for name, in := range map[string]*dynamodb.ScanInput{
-		"filter": {FilterExpression: aws.String("#a = :a"), ExpressionAttributeNames: map[string]string{"#a": "a"},
+		"filter of <": {FilterExpression: aws.String("#a < :a"), ExpressionAttributeNames: map[string]string{"#a": "a"},
 			ExpressionAttributeValues: map[string]av{":a": s("x")}},
+		"filter of OR": {FilterExpression: aws.String("#a = :a OR #a = :a"), ExpressionAttributeNames: map[string]string{"#a": "a"},
+			ExpressionAttributeValues: map[string]av{":a": s("x")}},
+		"value unused":            {ExpressionAttributeValues: map[string]av{":a": s("x")}},
 		"projection":              {ProjectionExpression: aws.String("pk")},
 		"index":                   {IndexName: aws.String("byA")},
 		"select":                  {Select: types.SelectCount},

@@ -20,6 +20,7 @@ type table struct {
 	parts   map[string]*partition // by the hash key's id
 	count   int
 	bytes   int
+	indexes []*index // global secondary indexes, as created
 
 	// order is the partitions in scan order, or nil once a partition has
 	// been added or removed; a Scan builds it again, under orderMu, as
@@ -43,6 +44,9 @@ type item struct {
 	attrs []attr
 	hash  keyVal
 	rng   keyVal
+	// of is, for an item of an index, the table's item it projects; the
+	// index's order falls back on that item's key.
+	of *item
 }
 
 type attr struct {
@@ -95,21 +99,40 @@ func (t *Transport) addTableLocked(name string, keys []KeyAttribute) *apiError {
 	if len(name) < 3 || len(name) > 255 {
 		return validation("TableName must be between 3 and 255 characters long")
 	}
-	for _, k := range keys {
-		if k.Name == "" {
-			return validation("a key attribute has no name")
-		}
-		if k.Type != "S" && k.Type != "N" && k.Type != "B" {
-			return validation("key attribute " + k.Name + " has type " + k.Type + ", not S, N or B")
-		}
-	}
-	if len(keys) == 2 && keys[0].Name == keys[1].Name {
-		return validation("the hash and range key are the same attribute")
+	if err := checkKeys(keys, "a table"); err != nil {
+		return err
 	}
 	if _, ok := t.tables[name]; ok {
 		return &apiError{"ResourceInUseException", "Table already exists: " + name, nil}
 	}
 	t.tables[name] = &table{name: name, keys: slices.Clone(keys), created: time.Now(), parts: map[string]*partition{}}
+	return nil
+}
+
+// checkKeys checks the key schema of a table or an index (what says
+// which).
+func checkKeys(keys []KeyAttribute, what string) *apiError {
+	if len(keys) < 1 || len(keys) > 2 {
+		return validation(what + " has a hash key and at most one range key")
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	if len(keys) == 2 && keys[0].Name == keys[1].Name {
+		return validation("the hash and range key are the same attribute")
+	}
+	return nil
+}
+
+func checkKey(k KeyAttribute) *apiError {
+	if k.Name == "" {
+		return validation("a key attribute has no name")
+	}
+	if k.Type != "S" && k.Type != "N" && k.Type != "B" {
+		return validation("key attribute " + k.Name + " has type " + k.Type + ", not S, N or B")
+	}
 	return nil
 }
 
@@ -240,31 +263,39 @@ func keyOf(it *item, k KeyAttribute, what string) (keyVal, *apiError) {
 }
 
 // setKeys fills it.hash and it.rng from its attributes. A key (as opposed
-// to an item) must have no other attributes.
+// to an item) must have no other attributes; an item must have index keys
+// of the indexes' types, if any.
 func (tb *table) setKeys(it *item, isKey bool) *apiError {
-	what := "item"
-	if isKey {
-		what = "key"
-		if len(it.attrs) != len(tb.keys) {
-			return validation("The provided key element does not match the schema")
-		}
+	if !isKey {
+		return tb.setItemKeys(it)
 	}
-	var err *apiError
-	if it.hash, err = keyOf(it, tb.keys[0], what); err != nil {
-		if isKey {
-			return validation("The provided key element does not match the schema")
-		}
+	if len(it.attrs) != len(tb.keys) || tb.readKeys(it, "key") != nil {
+		return validation("The provided key element does not match the schema")
+	}
+	return nil
+}
+
+func (tb *table) setItemKeys(it *item) *apiError {
+	if err := tb.readKeys(it, "item"); err != nil {
 		return err
 	}
-	if len(tb.keys) == 2 {
-		if it.rng, err = keyOf(it, tb.keys[1], what); err != nil {
-			if isKey {
-				return validation("The provided key element does not match the schema")
-			}
+	for _, ix := range tb.indexes {
+		if _, _, err := ix.keysOf(it); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readKeys fills it.hash and it.rng from the attributes of it, an item or
+// a key (what).
+func (tb *table) readKeys(it *item, what string) *apiError {
+	var err *apiError
+	if it.hash, err = keyOf(it, tb.keys[0], what); err != nil || len(tb.keys) == 1 {
+		return err
+	}
+	it.rng, err = keyOf(it, tb.keys[1], what)
+	return err
 }
 
 func (tb *table) id(it *item) string {
@@ -296,6 +327,12 @@ func (tb *table) get(k *item) *item {
 
 // put stores it, returning the item it replaced.
 func (tb *table) put(it *item) *item {
+	old := tb.store(it)
+	tb.reindex(old, it)
+	return old
+}
+
+func (tb *table) store(it *item) *item {
 	p, i, ok := tb.find(it)
 	if p == nil {
 		p = &partition{id: it.hash.id, h: hashID(it.hash.id)}
@@ -327,13 +364,26 @@ func (tb *table) delete(k *item) *item {
 	}
 	tb.count--
 	tb.bytes -= len(old.raw)
+	tb.reindex(old, nil)
 	return old
 }
 
-// appendKey appends the key attributes of it as a JSON object.
-func (tb *table) appendKey(dst []byte, it *item) []byte {
+// reindex replaces old, if not nil, by it, if not nil, in the indexes.
+func (tb *table) reindex(old, it *item) {
+	for _, ix := range tb.indexes {
+		if old != nil {
+			ix.remove(old)
+		}
+		if it != nil {
+			ix.add(it)
+		}
+	}
+}
+
+// appendKey appends the attributes keys of it as a JSON object.
+func appendKey(dst []byte, it *item, keys []KeyAttribute) []byte {
 	dst = append(dst, '{')
-	for i, k := range tb.keys {
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
@@ -409,24 +459,56 @@ func checkNamesUsed(names map[string]string, used map[string]bool) *apiError {
 
 // describe is the TableDescription of tb.
 func (tb *table) describe(status string) map[string]any {
-	var schema, defs []map[string]string
-	for i, k := range tb.keys {
-		kt := "HASH"
-		if i == 1 {
-			kt = "RANGE"
-		}
-		schema = append(schema, map[string]string{"AttributeName": k.Name, "KeyType": kt})
+	var defs []map[string]string
+	for _, k := range keyAttributesOf(tb.keys, tb.indexes) {
 		defs = append(defs, map[string]string{"AttributeName": k.Name, "AttributeType": k.Type})
 	}
-	return map[string]any{
+	d := map[string]any{
 		"TableName":            tb.name,
-		"TableArn":             "arn:aws:dynamodb:us-east-1:000000000000:table/" + tb.name,
+		"TableArn":             tb.arn(),
 		"TableStatus":          status,
-		"KeySchema":            schema,
+		"KeySchema":            keySchema(tb.keys),
 		"AttributeDefinitions": defs,
 		"ItemCount":            tb.count,
 		"TableSizeBytes":       tb.bytes,
 		"CreationDateTime":     json.Number(strconv.FormatFloat(float64(tb.created.UnixMilli())/1000, 'f', -1, 64)),
 		"BillingModeSummary":   map[string]string{"BillingMode": "PAY_PER_REQUEST"},
 	}
+	if len(tb.indexes) > 0 {
+		var gsis []map[string]any
+		for _, ix := range tb.indexes {
+			gsis = append(gsis, ix.describe(tb, status))
+		}
+		d["GlobalSecondaryIndexes"] = gsis
+	}
+	return d
+}
+
+// keyAttributesOf returns the key attributes of a table of keys and of
+// its indexes, each once.
+func keyAttributesOf(keys []KeyAttribute, indexes []*index) []KeyAttribute {
+	out := slices.Clone(keys)
+	for _, ix := range indexes {
+		for _, k := range ix.keys {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func (tb *table) arn() string { return "arn:aws:dynamodb:us-east-1:000000000000:table/" + tb.name }
+
+// keySchema is the KeySchema of keys.
+func keySchema(keys []KeyAttribute) []map[string]string {
+	var schema []map[string]string
+	for i, k := range keys {
+		kt := "HASH"
+		if i == 1 {
+			kt = "RANGE"
+		}
+		schema = append(schema, map[string]string{"AttributeName": k.Name, "KeyType": kt})
+	}
+	return schema
 }

@@ -19,7 +19,7 @@ func l(vs ...av) av         { return &types.AttributeValueMemberL{Value: vs} }
 
 var key = map[string]av{"pk": s("A"), "sk": n("1")}
 
-func put(t *testing.T, db *dynamodb.Client, item map[string]av) {
+func put(t testing.TB, db *dynamodb.Client, item map[string]av) {
 	t.Helper()
 	if _, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("things"), Item: item}); err != nil {
 		t.Fatal(err)
@@ -195,6 +195,9 @@ func TestUpdateConditions(t *testing.T) {
 		{"attribute_not_exists(#gone) AND attribute_not_exists(#doc.#y)", vals(), true},
 		{"attribute_not_exists(#pk)", vals(), false},
 		{"attribute_exists(#pk) AND #v = :v", vals(":v", n("2")), false},
+		{"#v <> :v", vals(":v", n("15e-1")), false},
+		{"#v <> :v", vals(":v", s("1.5")), true},
+		{"#gone <> :v", vals(":v", s("x")), true}, // a missing path equals nothing
 	} {
 		put(t, db, old)
 		checkCondition(t, db, c, old)
