@@ -111,7 +111,7 @@ test: deps unit integration
 # (it reports and exits 0; `bin/benchratio -strict FILE` fails when over).
 # Empty BENCH or RATIO_BENCH leaves that part out.
 BENCH ?= .
-RATIO_BENCH ?= VsRaw|SealField
+RATIO_BENCH ?= VsRaw|SealField|BeaconLookup
 RATIO_BENCHTIME ?= 300ms
 bench: tools
 	@mkdir -p $(TMPOUT) && : > $(TMPOUT)/bench.txt

@@ -1,12 +1,14 @@
 package enc
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"strings"
@@ -59,29 +61,29 @@ func (b Beacon) Validate() error {
 func (b Beacon) Width() int { return (b.Bits + 3) / 4 }
 
 // Normalize returns plaintext as b compares it: trimmed and case-folded as
-// b says. Beacons are made of the normalised form, and values whose forms
-// are equal are one value to a lookup.
+// b says, in a new slice. Beacons are made of the normalised form, and
+// values whose forms are equal are one value to a lookup.
 func (b Beacon) Normalize(plaintext []byte) []byte {
-	out := plaintext
-	if b.TrimSpace {
-		out = []byte(strings.TrimSpace(string(out)))
-	}
-	if b.FoldCase {
-		out = foldCase(out)
-	}
-	if len(out) > 0 && len(plaintext) > 0 && &out[0] == &plaintext[0] {
-		out = slices.Clone(out)
-	}
-	return out
+	return b.appendNormalized(nil, plaintext)
 }
 
-// foldCase maps every rune to the smallest rune of its simple case-folding
-// orbit, so two valid UTF-8 texts map to the same bytes exactly when
+func (b Beacon) appendNormalized(dst, plaintext []byte) []byte {
+	if b.TrimSpace {
+		plaintext = bytes.TrimSpace(plaintext)
+	}
+	if b.FoldCase {
+		return appendFolded(dst, plaintext)
+	}
+	return append(dst, plaintext...)
+}
+
+// appendFolded appends p to out with every rune mapped to the smallest rune
+// of its simple case-folding orbit, so two valid UTF-8 texts map to the same
+// bytes exactly when
 // strings.EqualFold says they are equal. Bytes that are not UTF-8 stay as
 // they are: unlike EqualFold, which reads each as U+FFFD, distinct invalid
 // bytes stay distinct.
-func foldCase(p []byte) []byte {
-	out := make([]byte, 0, len(p))
+func appendFolded(out, p []byte) []byte {
 	for len(p) > 0 {
 		r, n := utf8.DecodeRune(p)
 		if r == utf8.RuneError && n <= 1 {
@@ -137,30 +139,121 @@ const beaconKeyLabel = "dynoseal beacon key v1"
 // its result; everything else is computed locally. It works in every mode:
 // beacons need neither kms:GenerateDataKey nor kms:Decrypt.
 func (e *Encryptor) Beacons(ctx context.Context, reqs []BeaconRequest) ([]string, error) {
-	roots := map[string][]byte{}
-	defer func() {
-		for _, k := range roots {
-			clear(k)
-		}
-	}()
+	var c beaconCall
+	defer c.wipe()
 	out := make([]string, len(reqs))
 	for i, r := range reqs {
 		if err := r.Beacon.Validate(); err != nil {
 			return nil, r.fail(i, err)
 		}
-		ref := KeyRef{KeyID: r.Beacon.KeyID, Region: r.Beacon.Region}
-		id := string(ref.appendID(nil))
-		root, ok := roots[id]
-		if !ok {
-			var err error
-			if root, err = e.beaconRoot(ctx, ref, id); err != nil {
-				return nil, r.fail(i, err)
-			}
-			roots[id] = root
+		mac, err := c.macFor(ctx, e, r)
+		if err != nil {
+			return nil, r.fail(i, err)
 		}
-		out[i] = r.compute(root)
+		out[i] = c.digest(mac, r.Beacon)
+		clear(c.plain)
 	}
 	return out, nil
+}
+
+// beaconCall is the work of one Beacons call: the root key of each KMS key
+// and the keyed hash of each beacon key (attribute and context) it met, so
+// that a batch of items of one tenant derives its key once, and scratch
+// buffers for the plaintexts.
+type beaconCall struct {
+	roots map[string][]byte
+	macs  map[string]hash.Hash
+	id    []byte // scratch of macFor
+	plain []byte // the request's normalised plaintext
+	sum   []byte
+}
+
+// macFor returns the keyed hash of r's beacon key, holding r's normalised
+// plaintext already.
+func (c *beaconCall) macFor(ctx context.Context, e *Encryptor, r BeaconRequest) (hash.Hash, error) {
+	ref := KeyRef{KeyID: r.Beacon.KeyID, Region: r.Beacon.Region}
+	c.id = ref.appendID(c.id[:0])
+	rootID := len(c.id)
+	c.id = appendContext(appendLengthPrefixed(c.id, r.Attribute), r.ItemContext)
+	mac, ok := c.macs[string(c.id)]
+	if !ok {
+		root, ok := c.roots[string(c.id[:rootID])]
+		if !ok {
+			var err error
+			if root, err = e.beaconRoot(ctx, ref, string(c.id[:rootID])); err != nil {
+				return nil, err
+			}
+			c.remember(&c.roots, string(c.id[:rootID]), root)
+		}
+		mac = beaconMAC(root, c.id[rootID:])
+		if c.macs == nil {
+			c.macs = map[string]hash.Hash{}
+		}
+		c.macs[string(c.id)] = mac
+	}
+	mac.Reset()
+	c.plain = r.Beacon.appendNormalized(c.plain[:0], r.Plaintext)
+	mac.Write(c.plain)
+	return mac, nil
+}
+
+func (c *beaconCall) remember(m *map[string][]byte, id string, key []byte) {
+	if *m == nil {
+		*m = map[string][]byte{}
+	}
+	(*m)[id] = key
+}
+
+// beaconMAC derives the beacon key of info (the attribute and the context,
+// length-prefixed) from root, and returns the keyed hash under it.
+func beaconMAC(root, info []byte) hash.Hash {
+	derive := hmac.New(sha256.New, root)
+	derive.Write(append([]byte("attribute"), info...))
+	key := derive.Sum(nil)
+	defer clear(key)
+	return hmac.New(sha256.New, key)
+}
+
+// digest reads the beacon out of mac, which holds the plaintext: the first
+// 8 bytes of the MAC, cut to b.Bits, in b.Width hexadecimal digits.
+func (c *beaconCall) digest(mac hash.Hash, b Beacon) string {
+	c.sum = mac.Sum(c.sum[:0])
+	v := binary.BigEndian.Uint64(c.sum) >> (64 - b.Bits)
+	var buf [16]byte
+	for i := b.Width() - 1; i >= 0; i-- {
+		buf[i] = hexDigits[v&0xf]
+		v >>= 4
+	}
+	return string(buf[:b.Width()])
+}
+
+const hexDigits = "0123456789abcdef"
+
+// wipe clears the keys and plaintexts of the call. The keyed hashes hold
+// their keys inside crypto/hmac, out of reach; they go with the call.
+func (c *beaconCall) wipe() {
+	for _, k := range c.roots {
+		clear(k)
+	}
+	clear(c.plain)
+	clear(c.sum)
+}
+
+// appendContext appends the context's pairs, length-prefixed, in key order.
+func appendContext(b []byte, ctx map[string]string) []byte {
+	switch len(ctx) {
+	case 0:
+		return b
+	case 1:
+		for k, v := range ctx {
+			b = appendLengthPrefixed(appendLengthPrefixed(b, k), v)
+		}
+		return b
+	}
+	for _, k := range slices.Sorted(maps.Keys(ctx)) {
+		b = appendLengthPrefixed(appendLengthPrefixed(b, k), ctx[k])
+	}
+	return b
 }
 
 // CheckBeacon derives b's root key as Beacons would (one kms:GenerateMac,
@@ -183,25 +276,6 @@ func (e *Encryptor) CheckBeacon(ctx context.Context, b Beacon) error {
 
 func (r BeaconRequest) fail(i int, err error) error {
 	return &Error{Op: OpBeacon, Attribute: r.Attribute, KeyID: r.Beacon.KeyID, Index: i, Err: err}
-}
-
-// compute derives the key of the request's attribute and context from root
-// and returns the beacon of its normalised plaintext.
-func (r BeaconRequest) compute(root []byte) string {
-	derive := hmac.New(sha256.New, root)
-	info := appendLengthPrefixed([]byte("attribute"), r.Attribute)
-	for _, k := range slices.Sorted(maps.Keys(r.ItemContext)) {
-		info = appendLengthPrefixed(appendLengthPrefixed(info, k), r.ItemContext[k])
-	}
-	derive.Write(info)
-	key := derive.Sum(nil)
-	defer clear(key)
-	plain := r.Beacon.Normalize(r.Plaintext)
-	defer clear(plain)
-	mac := hmac.New(sha256.New, key)
-	mac.Write(plain)
-	v := binary.BigEndian.Uint64(mac.Sum(nil)) >> (64 - r.Beacon.Bits)
-	return fmt.Sprintf("%0*x", r.Beacon.Width(), v)
 }
 
 // beaconRoot returns the root beacon key of ref: from the beacon cache

@@ -178,6 +178,9 @@ type beaconSlot struct {
 // It returns nil when there is to be no beacon: no value, or a value
 // loaded from an item that had none.
 func (s *sealing) addBeacon(i int, b *beacon, c cell.Cell) (*types.AttributeValueMemberS, error) {
+	for len(s.beaconFirst) <= i {
+		s.beaconFirst = append(s.beaconFirst, len(s.beacons))
+	}
 	sl := beaconSlot{item: i, b: b}
 	plain, ok, err := c.Pending()
 	if err == nil && !ok {
@@ -203,6 +206,18 @@ func (s *sealing) addBeacon(i int, b *beacon, c cell.Cell) (*types.AttributeValu
 	sl.av = s.reserve()
 	s.beacons = append(s.beacons, sl)
 	return sl.av, nil
+}
+
+// itemBeacons are the beacon slots of item number i.
+func (s *sealing) itemBeacons(i int) []beaconSlot {
+	if i >= len(s.beaconFirst) {
+		return nil
+	}
+	end := len(s.beacons)
+	if i+1 < len(s.beaconFirst) {
+		end = s.beaconFirst[i+1]
+	}
+	return s.beacons[s.beaconFirst[i]:end]
 }
 
 // beaconRequests returns the requests of the reserved beacons that must be

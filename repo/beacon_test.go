@@ -362,3 +362,34 @@ func TestCheckKeysChecksBeaconKeys(t *testing.T) {
 		t.Fatalf("disabled beacon key: %v", err)
 	}
 }
+
+// A read of an item type without beacons after one with beacons, both
+// leaving values sealed (WriteOnly), shares the pooled read state: the
+// second must not read the first's beacons.
+func TestReadsWithAndWithoutBeaconsShareNoState(t *testing.T) {
+	ctx := context.Background()
+	keys := enctest.New()
+	rw := newContacts(t, keys, nil)
+	m, err := rw.Marshal(ctx, Contact{Tenant: "acme", ID: "1", Kind: "work", Email: field.NewEncrypted("a@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := newContacts(t, keys, nil, repo.WithMode(enc.WriteOnly))
+	plain, err := repo.New[trapUser]("users", repo.WithRegistry(beaconRegistry()), repo.WithEncryptor(enc.New(keys)), repo.WithMode(enc.WriteOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	um, err := plain.Marshal(ctx, trapUser{PK: "u", SSN: field.NewEncrypted("123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		c, err := wo.Unmarshal(ctx, m)
+		if err != nil || !c.Email.IsSealed() {
+			t.Fatalf("WriteOnly contact: %v", err)
+		}
+		if _, err := plain.Unmarshal(ctx, um); err != nil {
+			t.Fatalf("WriteOnly user after a contact: %v", err)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func benchEmail(i int) string { return fmt.Sprintf("user%05d@example.com", i) }
 // tests/cmd/benchratio pairs the two sides.
 func BenchmarkBeaconLookup(b *testing.B) {
 	for _, bits := range []int{16, 10} {
-		e, r := newBeaconBench(b, bits)
+		e, r := newBeaconBench(b, bits, benchCustomers)
 		ctx := context.Background()
 		b.Run(fmt.Sprintf("bits%d/floor", bits), func(b *testing.B) {
 			m := e.start(b, "Query")
@@ -83,15 +83,14 @@ func BenchmarkBeaconLookup(b *testing.B) {
 	}
 }
 
-func newBeaconBench(b *testing.B, bits int) (*vsEnv, *repo.Repo[benchCustomer]) {
+// newBeaconBench makes a table of benchCustomer holding n customers of
+// tenant acme, with a beacon of the given length.
+func newBeaconBench(b *testing.B, bits, n int) (*vsEnv, *repo.Repo[benchCustomer]) {
 	b.Helper()
 	e := &vsEnv{fake: fakedynamo.New(), keys: enctest.New()}
 	e.db = e.fake.Client()
-	reg := enc.NewRegistry()
-	reg.MustRegister("pii", enc.Spec{KeyID: "alias/bench", ContextFrom: map[string]string{"tenant": "tenant"}})
-	reg.MustRegisterBeacon("email", enc.Beacon{KeyID: "alias/beacons", Bits: bits, FoldCase: true})
-	r, err := repo.New[benchCustomer]("customers", repo.WithClient(e.db), repo.WithRegistry(reg),
-		repo.WithEncryptor(enc.New(e.keys, enc.WithCache(enc.CacheLimits{}))))
+	r, err := repo.New[benchCustomer]("customers", repo.WithClient(e.db), repo.WithRegistry(beaconBenchRegistry(bits)),
+		repo.WithEncryptor(enc.New(e.keys, enc.WithCache(enc.CacheLimits{}))), repo.WithBatchConcurrency(1))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,13 +98,72 @@ func newBeaconBench(b *testing.B, bits int) (*vsEnv, *repo.Repo[benchCustomer]) 
 	if err := r.CreateTable(ctx); err != nil {
 		b.Fatal(err)
 	}
-	items := make([]benchCustomer, benchCustomers)
+	if n > 0 {
+		if err := r.BatchPut(ctx, benchCustomerItems(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e, r
+}
+
+func beaconBenchRegistry(bits int) *enc.Registry {
+	reg := enc.NewRegistry()
+	reg.MustRegister("pii", enc.Spec{KeyID: "alias/bench", ContextFrom: map[string]string{"tenant": "tenant"}})
+	reg.MustRegisterBeacon("email", enc.Beacon{KeyID: "alias/beacons", Bits: bits, FoldCase: true})
+	return reg
+}
+
+func benchCustomerItems(n int) []benchCustomer {
+	items := make([]benchCustomer, n)
 	for i := range items {
 		items[i] = benchCustomer{Tenant: "acme", ID: i, Name: "Jane Q. Example", PlainEmail: "acme#" + benchEmail(i),
 			Email: field.NewEncrypted(benchEmail(i)), SSN: field.NewEncrypted(vsSSN)}
 	}
-	if err := r.BatchPut(ctx, items); err != nil {
-		b.Fatal(err)
+	return items
+}
+
+// unbeaconedCustomer is benchCustomer without the beacon.
+type unbeaconedCustomer struct {
+	Tenant     string                  `dynamodbav:"tenant" repo:"hash"`
+	ID         int                     `dynamodbav:"id" repo:"range"`
+	Name       string                  `dynamodbav:"name"`
+	PlainEmail string                  `dynamodbav:"plain_email"`
+	Email      field.Encrypted[string] `dynamodbav:"email" enc:"pii"`
+	SSN        field.Encrypted[string] `dynamodbav:"ssn" enc:"pii"`
+}
+
+// BenchmarkBeaconBatchPut writes 1,000 customers with one BatchPut: floor
+// without a beacon, dynoseal with one on every item (a beacon-key cache
+// on, as in BenchmarkBeaconLookup). The difference is the beacons' cost.
+func BenchmarkBeaconBatchPut(b *testing.B) {
+	const n = 1000
+	b.Run("floor", func(b *testing.B) {
+		e, r := newBeaconBench(b, 16, 0)
+		plain, err := repo.New[unbeaconedCustomer]("customers", repo.WithClient(e.db), repo.WithRegistry(beaconBenchRegistry(16)),
+			repo.WithEncryptor(r.Encryptor()), repo.WithBatchConcurrency(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		items := make([]unbeaconedCustomer, n)
+		for i := range items {
+			items[i] = unbeaconedCustomer{Tenant: "acme", ID: i, Name: "Jane Q. Example", PlainEmail: "acme#" + benchEmail(i),
+				Email: field.NewEncrypted(benchEmail(i)), SSN: field.NewEncrypted(vsSSN)}
+		}
+		batchPutLoop(b, e, plain, items)
+	})
+	b.Run("dynoseal", func(b *testing.B) {
+		e, r := newBeaconBench(b, 16, 0)
+		batchPutLoop(b, e, r, benchCustomerItems(n))
+	})
+}
+
+func batchPutLoop[T any](b *testing.B, e *vsEnv, r *repo.Repo[T], items []T) {
+	ctx := context.Background()
+	m := e.start(b, "BatchWriteItem")
+	for b.Loop() {
+		if err := r.BatchPut(ctx, items); err != nil {
+			b.Fatal(err)
+		}
 	}
-	return e, r
+	m.stop(b)
 }

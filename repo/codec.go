@@ -305,6 +305,9 @@ type sealing struct {
 	beacons    []beaconSlot
 	beaconReqs []enc.BeaconRequest
 	beaconAt   []int
+	// beaconFirst is, by item, its first beacon slot: items add theirs in
+	// order, so each item's slots are one run.
+	beaconFirst []int
 }
 
 // sealings keeps the scratch slices of finished writes for the next ones:
@@ -327,7 +330,7 @@ func (s *sealing) release() {
 	clear(s.beacons)
 	clear(s.beaconReqs)
 	*s = sealing{slots: s.slots[:0], first: s.first[:0], reqs: s.reqs[:0], at: s.at[:0],
-		beacons: s.beacons[:0], beaconReqs: s.beaconReqs[:0], beaconAt: s.beaconAt[:0]}
+		beacons: s.beacons[:0], beaconReqs: s.beaconReqs[:0], beaconAt: s.beaconAt[:0], beaconFirst: s.beaconFirst[:0]}
 	sealings.Put(s)
 }
 
@@ -398,10 +401,8 @@ func (s *sealing) pendingSize(i int) int {
 	for _, sl := range s.itemSlots(i) {
 		n += minSealedSize(max(len(sl.plain), len(sl.stored)))
 	}
-	for _, sl := range s.beacons {
-		if sl.item == i {
-			n += sl.b.spec.Width()
-		}
+	for _, sl := range s.itemBeacons(i) {
+		n += sl.b.spec.Width()
 	}
 	return n
 }
@@ -559,10 +560,8 @@ func (s *sealing) sealedSize(i int) int {
 	for _, sl := range s.itemSlots(i) {
 		n += len(sl.av.Value)
 	}
-	for _, sl := range s.beacons {
-		if sl.item == i {
-			n += len(sl.av.Value)
-		}
+	for _, sl := range s.itemBeacons(i) {
+		n += len(sl.av.Value)
 	}
 	return n
 }
@@ -590,7 +589,7 @@ type opening struct {
 	failed []error  // per item: the first value that could not be loaded or opened
 	later  []func() // see walker.later
 	// carried holds, per request, the beacon digest loaded with a value
-	// that has one (ok false otherwise), for values that stay sealed; nil
+	// that has one (ok false otherwise), for values that stay sealed; empty
 	// when T has no beacons.
 	carried []carriedBeacon
 	// lenient leaves a value that cannot be opened sealed, with Value
@@ -706,7 +705,7 @@ func (o *opening) open(ctx context.Context, by valueOpener) {
 		}
 		if err != nil {
 			c.OpenFailed(err)
-			if o.carried != nil && o.carried[n].ok {
+			if len(o.p.beacons) > 0 && o.carried[n].ok {
 				c.SetBeacon(o.carried[n].digest)
 			}
 			if !errors.Is(err, enc.ErrWriteOnly) {

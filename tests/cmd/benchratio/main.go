@@ -26,6 +26,7 @@
 //	^VsRaw/[^/]+/plain$   1.10   the library on items without encrypted fields
 //	^VsRaw/[^/]+/enc3$    1.5    on items with 3 encrypted fields
 //	^SealField$           1.5    sealing and marshalling one value, against the floor
+//	^BeaconLookup/bits16$ 1.3    a lookup by beacon, against a query of a plaintext index
 //
 // A pair no target matches is printed without one.
 //
@@ -63,6 +64,7 @@ var defaultTargets = []target{
 	{regexp.MustCompile(`^VsRaw/[^/]+/plain$`), 1.10},
 	{regexp.MustCompile(`^VsRaw/[^/]+/enc3$`), 1.5},
 	{regexp.MustCompile(`^SealField$`), 1.5},
+	{regexp.MustCompile(`^BeaconLookup/bits16$`), 1.3},
 }
 
 // targetFlags collects -target REGEXP=RATIO.

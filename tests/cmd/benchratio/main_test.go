@@ -87,6 +87,12 @@ func TestPairsRatiosAndTargets(t *testing.T) {
 	if tg, _ := targetFor("VsRaw/BatchPut1000/enc3", defaultTargets); tg != 1.5 {
 		t.Errorf("enc3 target %v", tg)
 	}
+	if tg, _ := targetFor("BeaconLookup/bits16", defaultTargets); tg != 1.3 {
+		t.Errorf("BeaconLookup/bits16 target %v, want 1.3", tg)
+	}
+	if _, ok := targetFor("BeaconLookup/bits10", defaultTargets); ok {
+		t.Error("BeaconLookup/bits10, the short beacon's cost, has a target")
+	}
 	if _, ok := targetFor("VsRaw/Put/other", defaultTargets); ok {
 		t.Error("an unknown pair has a target")
 	}
