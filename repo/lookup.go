@@ -93,9 +93,9 @@ func (r *Repo[T]) MatchBeacon(ctx context.Context, attr string, probe T) (expres
 // beaconMatch is a probe's beacon, ready to query or compare.
 type beaconMatch struct {
 	b       *beacon
-	beacon  string                      // the full beacon, prefix included
+	beacon  string                        // the full beacon, prefix included
 	context []expression.ConditionBuilder // the probe's context and prefix attributes, each equal
-	plain   []byte                      // the probe's value, normalised
+	plain   []byte                        // the probe's value, normalised
 }
 
 // probe computes the beacon of the value probe holds at attr.

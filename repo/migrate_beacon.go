@@ -23,7 +23,6 @@ type pendingBeacon struct {
 	item   *migrant
 	b      *beacon
 	value  types.AttributeValue // the value as read, which the write requires
-	plain  []byte
 	req    enc.BeaconRequest
 	prefix string
 }
