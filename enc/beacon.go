@@ -280,28 +280,10 @@ func (r BeaconRequest) fail(i int, err error) error {
 
 // beaconRoot returns the root beacon key of ref: from the beacon cache
 // when it holds it, else from KMS.
-func (e *Encryptor) beaconRoot(ctx context.Context, ref KeyRef, id string) (root []byte, err error) {
-	if e.beaconKeys != nil {
-		var done func(error)
-		if root, _, done, err = e.beaconKeys.takeOrLead(ctx, id, 0); err != nil {
-			return nil, err
-		}
-		if done == nil {
-			e.stats.hits.Add(1)
-			e.obs.hit(ctx, CacheBeacon)
-			return root, nil
-		}
-		e.stats.misses.Add(1)
-		e.obs.miss(ctx, CacheBeacon)
-		defer func() { done(err) }() // err is the named result: what KMS said
-	}
-	if root, err = e.generateMac(ctx, ref); err != nil {
-		return nil, err
-	}
-	if e.beaconKeys != nil {
-		e.beaconKeys.put(id, root, nil, 0)
-	}
-	return root, nil
+func (e *Encryptor) beaconRoot(ctx context.Context, ref KeyRef, id string) ([]byte, error) {
+	return e.cachedKey(ctx, e.beaconKeys, CacheBeacon, id, beaconRootSize, func() ([]byte, error) {
+		return e.generateMac(ctx, ref)
+	})
 }
 
 // beaconRootSize is what HMAC_SHA_256 returns.

@@ -557,29 +557,37 @@ func (e *Encryptor) openingKey(ctx context.Context, g *keyGroup, encrypted []byt
 
 // cachedOpeningKey returns the plaintext of the group's encrypted data key:
 // from the decrypt cache when it holds it, else from KMS.
-func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted []byte) (plain []byte, err error) {
-	if e.openers != nil {
+func (e *Encryptor) cachedOpeningKey(ctx context.Context, g *keyGroup, encrypted []byte) ([]byte, error) {
+	return e.cachedKey(ctx, e.openers, CacheDecrypt, g.id, dataKeySize, func() ([]byte, error) {
+		return e.decryptKey(ctx, g, encrypted)
+	})
+}
+
+// cachedKey returns the key cached under id in c (nil: no cache), or the
+// one fetch gets, which it caches when it has the size a key of c has.
+// Callers of one id share one fetch (see keyCache.takeOrLead).
+func (e *Encryptor) cachedKey(ctx context.Context, c *keyCache, cache, id string, size int, fetch func() ([]byte, error)) (key []byte, err error) {
+	if c != nil {
 		var done func(error)
-		if plain, _, done, err = e.openers.takeOrLead(ctx, g.id, 0); err != nil {
+		if key, _, done, err = c.takeOrLead(ctx, id, 0); err != nil {
 			return nil, err
 		}
 		if done == nil {
 			e.stats.hits.Add(1)
-			e.obs.hit(ctx, CacheDecrypt)
-			return plain, nil
+			e.obs.hit(ctx, cache)
+			return key, nil
 		}
 		e.stats.misses.Add(1)
-		e.obs.miss(ctx, CacheDecrypt)
+		e.obs.miss(ctx, cache)
 		defer func() { done(err) }() // err is the named result: what KMS said
 	}
-	plain, err = e.decryptKey(ctx, g, encrypted)
-	if err != nil {
+	if key, err = fetch(); err != nil {
 		return nil, err
 	}
-	if e.openers != nil && len(plain) == dataKeySize {
-		e.openers.put(g.id, plain, nil, 0)
+	if c != nil && len(key) == size {
+		c.put(id, key, nil, 0)
 	}
-	return plain, nil
+	return key, nil
 }
 
 func (e *Encryptor) generate(ctx context.Context, ref KeyRef) ([]byte, []byte, error) {
