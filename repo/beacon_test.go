@@ -15,6 +15,9 @@ import (
 	"github.com/dynoseal/dynoseal/enc"
 	"github.com/dynoseal/dynoseal/enc/enctest"
 	"github.com/dynoseal/dynoseal/field"
+	"github.com/dynoseal/dynoseal/internal/fakedynamo"
+	"github.com/dynoseal/dynoseal/internal/teltest"
+	"github.com/dynoseal/dynoseal/kmsx"
 	"github.com/dynoseal/dynoseal/repo"
 )
 
@@ -391,5 +394,44 @@ func TestReadsWithAndWithoutBeaconsShareNoState(t *testing.T) {
 		if _, err := plain.Unmarshal(ctx, um); err != nil {
 			t.Fatalf("WriteOnly user after a contact: %v", err)
 		}
+	}
+}
+
+func TestLookupIsTracedWithItsKMSCalls(t *testing.T) {
+	ctx := context.Background()
+	rec := teltest.New()
+	keys := enctest.New()
+	e := enc.New(keys, enc.WithObserver(kmsx.Telemetry(rec, rec, nil)))
+	f := fakedynamo.New()
+	r, err := repo.New[Contact]("contacts", repo.WithRegistry(beaconRegistry()), repo.WithEncryptor(e), repo.WithClient(f.Client()),
+		repo.WithTracerProvider(rec), repo.WithMeterProvider(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(ctx, Contact{Tenant: "acme", ID: "1", Kind: "work", Email: field.NewEncrypted("ann@example.com")}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range r.Lookup(ctx, "email", Contact{Tenant: "acme", Kind: "work", Email: field.NewEncrypted("ann@example.com")}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d matches", n)
+	}
+	lookup := only(t, rec, "dynoseal.repo.Lookup")
+	// One GenerateMac for the probe's beacon and one Decrypt for the match.
+	wantProps(t, lookup, map[string]any{"dynoseal.table": "contacts", "dynoseal.item_count": 1, "dynoseal.kms.calls": int64(2)})
+	macs := rec.Named("dynoseal.kms.GenerateMac")
+	if len(macs) != 2 || macs[1].Parent == nil {
+		t.Fatalf("%d GenerateMac spans (one of the Put, one of the Lookup)", len(macs))
+	}
+	for _, p := range rec.Problems("ann@example.com") {
+		t.Error(p)
 	}
 }

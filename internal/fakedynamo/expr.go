@@ -223,14 +223,33 @@ func (cs conditions) attrNames() []string {
 
 // conditions reads conditions joined by AND.
 func (p *exprParser) conditions() conditions {
-	conds := conditions{p.condition()}
-	for p.err == nil && strings.EqualFold(p.peek(), "AND") {
-		p.i++
-		conds = append(conds, p.condition())
-	}
+	conds := p.conjunction()
 	if t := p.peek(); t != "" {
 		p.unsupported(strconv.Quote(t) + " (conditions are joined by AND only)")
 	}
+	return conds
+}
+
+// conjunction reads terms joined by AND, flattened: with AND alone,
+// grouping changes nothing.
+func (p *exprParser) conjunction() conditions {
+	conds := p.term()
+	for p.err == nil && strings.EqualFold(p.peek(), "AND") {
+		p.i++
+		conds = append(conds, p.term()...)
+	}
+	return conds
+}
+
+// term reads a condition, or a conjunction in parentheses (the expression
+// builder puts each operand of AND in parentheses).
+func (p *exprParser) term() conditions {
+	if p.peek() != "(" {
+		return conditions{p.condition()}
+	}
+	p.i++
+	conds := p.conjunction()
+	p.want(")")
 	return conds
 }
 

@@ -65,7 +65,8 @@
 // invalid, an index past a list's end appends, and ADD adds exactly (as
 // decimals of at most 38 digits) to a top-level number, 0 if missing.
 // Overlapping paths and key attributes are refused. A ConditionExpression
-// may join by AND the conditions a = b (operands being paths or :values;
+// may join by AND, with or without parentheses around its parts, the
+// conditions a = b (operands being paths or :values;
 // the same type and value, a missing path equal to nothing), a <> b (which
 // holds where a = b does not, so also where a path is missing),
 // attribute_exists(path) and attribute_not_exists(path); one that fails is
@@ -75,7 +76,7 @@
 // reports the larger of the item's sizes before and after in 1 KB units.
 // Refused: REMOVE and DELETE, functions (if_not_exists, list_append, ...),
 // arithmetic, paths as values, attribute names other than #placeholders,
-// ADD of sets or to nested paths, OR, NOT, parentheses, functions other
+// ADD of sets or to nested paths, OR, NOT, functions other
 // than attribute_exists and attribute_not_exists, and comparisons other
 // than = and <> in conditions and filters, ReturnValues other than NONE,
 // and AttributeUpdates, Expected and ConditionalOperator.

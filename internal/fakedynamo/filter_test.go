@@ -96,6 +96,9 @@ func TestQueryFilterAfterLimit(t *testing.T) {
 		"[[] 0/4 last 4 [] 0/4 last 8 [11] 1/3 last -]")
 	check("AND", queryPages(t, db, "attribute_exists(#kind) AND :k = #kind", map[string]av{":k": s("odd")}, 0),
 		"[[1 3 5 7 9] 5/11 last -]")
+	check("AND in parentheses, as the expression builder writes it",
+		queryPages(t, db, "(attribute_exists(#kind)) AND ((:k = #kind) AND (#kind <> :e))", map[string]av{":k": s("odd"), ":e": s("even")}, 0),
+		"[[1 3 5 7 9] 5/11 last -]")
 	// The page size counts the items evaluated too.
 	f.PageBytes = 1
 	check("page bytes", queryPages(t, db, "#kind = :k", even, 0),
@@ -155,7 +158,7 @@ func TestFilterRefusals(t *testing.T) {
 		"#kind < :k",
 		"#kind = :k OR #kind = :k",
 		"NOT #kind = :k",
-		"(#kind = :k)",
+		"(#kind = :k",
 		"begins_with(#kind, :k)",
 		"contains(#kind, :k)",
 		"kind = :k", // names must be placeholders

@@ -284,7 +284,8 @@ func TestUpdateRefusesWhatItDoesNotImplement(t *testing.T) {
 		{"SET #a = :v", "#a = :v OR #a = :v", ""},
 		{"SET #a = :v", "NOT #a = :v", ""},
 		{"SET #a = :v", "#a < :v", ""},
-		{"SET #a = :v", "(#a = :v)", ""},
+		{"SET #a = :v", "(#a = :v OR #a = :v)", ""},
+		{"SET #a = :v", "(#a = :v", ""},
 		{"SET #a = :v", "begins_with(#a, :v)", ""},
 		{"SET #a = :v", "", "#l"},      // a name unused
 		{"SET #a = :v", "#a = :w", ""}, // a value undefined
