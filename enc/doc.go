@@ -13,4 +13,8 @@
 // primary key ([Binding]), so a ciphertext moved elsewhere does not open. A
 // spec's encryption context can be static ([Spec].Context) and taken from
 // each item ([Spec].ContextFrom), e.g. one context per tenant.
+//
+// A [Beacon] is a short keyed hash of a value, stored beside it so that an
+// index can find items by the value ([Encryptor.Beacons]); its key comes
+// from one kms:GenerateMac with a KMS HMAC key (see docs/search.md).
 package enc

@@ -114,7 +114,7 @@ type MigrateStats struct {
 	// missing or did not hold their value's beacon.
 	Beacons int64
 	// KMSCalls counts the KMS requests the run made (GenerateDataKey,
-	// Decrypt, ReEncrypt, DescribeKey).
+	// Decrypt, ReEncrypt, DescribeKey, and GenerateMac for beacons).
 	KMSCalls int64
 	// Next is the token to resume from (see MigrateFrom): the run has
 	// migrated everything before it. "" once the segment is done.
