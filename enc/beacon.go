@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -139,7 +137,7 @@ const beaconKeyLabel = "dynoseal beacon key v1"
 // its result; everything else is computed locally. It works in every mode:
 // beacons need neither kms:GenerateDataKey nor kms:Decrypt.
 func (e *Encryptor) Beacons(ctx context.Context, reqs []BeaconRequest) ([]string, error) {
-	var c beaconCall
+	c := beaconCall{roots: map[string][]byte{}, macs: map[string]hash.Hash{}}
 	defer c.wipe()
 	out := make([]string, len(reqs))
 	for i, r := range reqs {
@@ -183,25 +181,15 @@ func (c *beaconCall) macFor(ctx context.Context, e *Encryptor, r BeaconRequest) 
 			if root, err = e.beaconRoot(ctx, ref, string(c.id[:rootID])); err != nil {
 				return nil, err
 			}
-			c.remember(&c.roots, string(c.id[:rootID]), root)
+			c.roots[string(c.id[:rootID])] = root
 		}
 		mac = beaconMAC(root, c.id[rootID:])
-		if c.macs == nil {
-			c.macs = map[string]hash.Hash{}
-		}
 		c.macs[string(c.id)] = mac
 	}
 	mac.Reset()
 	c.plain = r.Beacon.appendNormalized(c.plain[:0], r.Plaintext)
 	mac.Write(c.plain)
 	return mac, nil
-}
-
-func (c *beaconCall) remember(m *map[string][]byte, id string, key []byte) {
-	if *m == nil {
-		*m = map[string][]byte{}
-	}
-	(*m)[id] = key
 }
 
 // beaconMAC derives the beacon key of info (the attribute and the context,
@@ -237,23 +225,6 @@ func (c *beaconCall) wipe() {
 	}
 	clear(c.plain)
 	clear(c.sum)
-}
-
-// appendContext appends the context's pairs, length-prefixed, in key order.
-func appendContext(b []byte, ctx map[string]string) []byte {
-	switch len(ctx) {
-	case 0:
-		return b
-	case 1:
-		for k, v := range ctx {
-			b = appendLengthPrefixed(appendLengthPrefixed(b, k), v)
-		}
-		return b
-	}
-	for _, k := range slices.Sorted(maps.Keys(ctx)) {
-		b = appendLengthPrefixed(appendLengthPrefixed(b, k), ctx[k])
-	}
-	return b
 }
 
 // CheckBeacon derives b's root key as Beacons would (one kms:GenerateMac,

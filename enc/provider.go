@@ -58,16 +58,19 @@ func (s Spec) keyRef(item map[string]string) (KeyRef, error) {
 func (r KeyRef) appendID(b []byte) []byte {
 	b = appendLengthPrefixed(b, r.KeyID)
 	b = appendLengthPrefixed(b, r.Region)
-	switch len(r.Context) {
-	case 0:
-	case 1:
-		for k, v := range r.Context {
+	return appendContext(b, r.Context)
+}
+
+// appendContext appends the context's pairs, length-prefixed, in key order.
+func appendContext(b []byte, ctx map[string]string) []byte {
+	if len(ctx) == 1 { // the common case (one tenant), without sorting
+		for k, v := range ctx {
 			b = appendLengthPrefixed(appendLengthPrefixed(b, k), v)
 		}
-	default:
-		for _, k := range slices.Sorted(maps.Keys(r.Context)) {
-			b = appendLengthPrefixed(appendLengthPrefixed(b, k), r.Context[k])
-		}
+		return b
+	}
+	for _, k := range slices.Sorted(maps.Keys(ctx)) {
+		b = appendLengthPrefixed(appendLengthPrefixed(b, k), ctx[k])
 	}
 	return b
 }
