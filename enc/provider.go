@@ -63,7 +63,10 @@ func (r KeyRef) appendID(b []byte) []byte {
 
 // appendContext appends the context's pairs, length-prefixed, in key order.
 func appendContext(b []byte, ctx map[string]string) []byte {
-	if len(ctx) == 1 { // the common case (one tenant), without sorting
+	switch len(ctx) {
+	case 0: // sorting no keys still allocates
+		return b
+	case 1: // the common case (one tenant), without sorting
 		for k, v := range ctx {
 			b = appendLengthPrefixed(appendLengthPrefixed(b, k), v)
 		}
