@@ -182,8 +182,8 @@ func (s *sealing) addBeacon(i int, b *beacon, c cell.Cell) (*types.AttributeValu
 		s.beaconFirst = append(s.beaconFirst, len(s.beacons))
 	}
 	sl := beaconSlot{item: i, b: b}
-	plain, ok, err := c.Pending()
-	if err == nil && !ok {
+	plain, ok, err := s.pendingPlain(i, b.bound), true, error(nil)
+	if plain == nil {
 		plain, ok, err = c.Known()
 	}
 	switch {
@@ -206,6 +206,19 @@ func (s *sealing) addBeacon(i int, b *beacon, c cell.Cell) (*types.AttributeValu
 	sl.av = s.reserve()
 	s.beacons = append(s.beacons, sl)
 	return sl.av, nil
+}
+
+// pendingPlain returns the plaintext that item i's value at bound is to be
+// sealed from in this write, so its beacon is made of the same bytes
+// without encoding them again (Seal leaves plaintexts as they are); nil
+// when the value is not sealed here.
+func (s *sealing) pendingPlain(i int, bound string) []byte {
+	for _, sl := range s.itemSlots(i) {
+		if sl.found.bound == bound && sl.plain != nil {
+			return sl.plain
+		}
+	}
+	return nil
 }
 
 // itemBeacons are the beacon slots of item number i.
